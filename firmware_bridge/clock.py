@@ -1,0 +1,289 @@
+"""Injectable time: the only module allowed to read the wall clock or to sleep.
+
+Everything in groundlink that waits or reads the time takes a :class:`Clock`.
+
+* :class:`SystemClock` is real time (``datetime.now(UTC)``, ``time.monotonic``,
+  ``asyncio.sleep``).
+* :class:`VirtualClock` is simulated time. In *manual* mode (the default) time
+  stands still until a test calls :meth:`VirtualClock.advance` or
+  :meth:`VirtualClock.run_until`; these wake sleepers strictly in deadline order
+  (ties in the order they went to sleep), and every woken sleeper sees ``now()``
+  equal to its own deadline. In *free-running* mode
+  (:meth:`VirtualClock.start_free_running`) virtual time follows the real
+  monotonic clock multiplied by a speed factor, so a daemon can run a whole pass
+  at 1000x while still doing real socket and pty I/O.
+
+The monotonic time of a ``VirtualClock`` starts at 0.0 and ``now()`` is always
+``start + monotonic()``: the virtual wall clock never jumps unless a test asks
+for it with :meth:`VirtualClock.jump_wall`, which (like a real NTP step) moves
+``now()`` but not ``monotonic()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "ClockError", "SystemClock", "VirtualClock", "ensure_utc"]
+
+
+class ClockError(ValueError):
+    """A clock was used wrongly (naive datetime, time running backwards, ...)."""
+
+
+def ensure_utc(when: datetime, *, name: str = "datetime") -> datetime:
+    """Return ``when`` as an aware UTC datetime; refuse naive datetimes."""
+    if when.tzinfo is None or when.tzinfo.utcoffset(when) is None:
+        raise ClockError(
+            f"{name} {when.isoformat()} is naive; pass a timezone-aware UTC datetime "
+            "(e.g. datetime(..., tzinfo=UTC))"
+        )
+    return when.astimezone(UTC)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What every loop and simulator needs from time."""
+
+    def now(self) -> datetime:
+        """Current wall-clock time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (for timeouts and rates)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's monotonic time."""
+        ...
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Wait until ``now()`` reaches ``when`` (returns at once if already past)."""
+        ...
+
+
+class SystemClock:
+    """Real time."""
+
+    def now(self) -> datetime:
+        """Current UTC time from the operating system."""
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """The operating system's monotonic clock."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the event loop."""
+        await asyncio.sleep(max(0.0, seconds))
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Sleep until the wall clock reaches ``when``.
+
+        Sleeps in slices of at most 1 s so that a wall-clock step (NTP) is noticed
+        instead of oversleeping by the size of the step.
+        """
+        when = ensure_utc(when, name="sleep_until")
+        while True:
+            remaining = (when - self.now()).total_seconds()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, 1.0))
+
+
+@dataclass(order=True)
+class _Sleeper:
+    deadline: float
+    seq: int
+    future: asyncio.Future[None] = field(compare=False)
+    handle: asyncio.TimerHandle | None = field(default=None, compare=False)
+
+
+class VirtualClock:
+    """Simulated time with deterministic, deadline-ordered wake-ups."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start = ensure_utc(start, name="VirtualClock start")
+        self._mono = 0.0
+        self._wall_offset_s = 0.0
+        self._heap: list[_Sleeper] = []
+        self._seq = itertools.count()
+        # Free-running mode: virtual = _fr_virtual0 + speed * (real - _fr_real0).
+        self._speed: float | None = None
+        self._fr_real0 = 0.0
+        self._fr_virtual0 = 0.0
+
+    # -- reading -------------------------------------------------------------
+    def monotonic(self) -> float:
+        """Virtual seconds since the clock was created."""
+        if self._speed is not None:
+            return self._fr_virtual0 + self._speed * (time.monotonic() - self._fr_real0)
+        return self._mono
+
+    def now(self) -> datetime:
+        """Virtual UTC time: start + monotonic (+ any wall-clock jump)."""
+        return self._start + timedelta(seconds=self.monotonic() + self._wall_offset_s)
+
+    @property
+    def speed(self) -> float | None:
+        """The free-running speed factor, or None in manual mode."""
+        return self._speed
+
+    @property
+    def pending(self) -> int:
+        """Number of sleepers not yet woken (cancelled ones excluded)."""
+        return sum(1 for s in self._heap if not s.future.done())
+
+    def next_deadline(self) -> float | None:
+        """Monotonic deadline of the earliest live sleeper, if any."""
+        self._drop_done()
+        return self._heap[0].deadline if self._heap else None
+
+    # -- sleeping ------------------------------------------------------------
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of virtual time (0 or less still yields once)."""
+        if seconds != seconds:  # NaN would never wake
+            raise ClockError("sleep(NaN): the duration must be a number of seconds")
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        await self._sleep_to(self.monotonic() + seconds)
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Sleep until the virtual ``now()`` reaches ``when``."""
+        when = ensure_utc(when, name="sleep_until")
+        await self.sleep((when - self.now()).total_seconds())
+
+    async def _sleep_to(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        sleeper = _Sleeper(deadline, next(self._seq), loop.create_future())
+        heapq.heappush(self._heap, sleeper)
+        if self._speed is not None:
+            self._arm(sleeper, loop)
+        try:
+            await sleeper.future
+        finally:
+            # A cancelled sleeper is dropped lazily from the heap; its timer goes now.
+            if sleeper.handle is not None:
+                sleeper.handle.cancel()
+
+    # -- manual driving ------------------------------------------------------
+    async def advance(self, seconds: float) -> None:
+        """Move virtual time forward by ``seconds``, waking sleepers in order."""
+        if seconds < 0:
+            raise ClockError(f"advance({seconds}): time cannot run backwards")
+        await self._run_to(self.monotonic() + seconds)
+
+    async def run_until(self, when: datetime | float) -> None:
+        """Advance to a UTC datetime or to a monotonic reading, waking sleepers in order.
+
+        Tasks woken on the way run (and may go back to sleep with new deadlines
+        that are also honoured) before time moves on.
+        """
+        if isinstance(when, datetime):
+            target = (
+                self.monotonic() + (ensure_utc(when, name="run_until") - self.now()).total_seconds()
+            )
+        else:
+            target = float(when)
+        if target < self.monotonic():
+            raise ClockError(
+                f"run_until target is {self.monotonic() - target:.3f} s in the past; "
+                "virtual time cannot run backwards"
+            )
+        await self._run_to(target)
+
+    async def settle(self, max_rounds: int = 1000) -> None:
+        """Let every ready task run until the event loop has nothing ready left.
+
+        Why peek at ``loop._ready``: asyncio offers no public "is idle" query, and
+        without it a woken task that hops through several futures would still be
+        mid-step when time moves on. Other loops fall back to a fixed number of
+        yields.
+        """
+        loop = asyncio.get_running_loop()
+        ready = getattr(loop, "_ready", None)
+        for _ in range(max_rounds):
+            await asyncio.sleep(0)
+            if ready is not None and len(ready) == 0:
+                # One more round: callbacks scheduled by the last step may be queued
+                # behind us only after we re-check.
+                await asyncio.sleep(0)
+                if len(ready) == 0:
+                    return
+        if ready is None:
+            return
+
+    async def _run_to(self, target: float) -> None:
+        if self._speed is not None:
+            raise ClockError("advance/run_until drive a manual clock; stop free-running first")
+        await self.settle()
+        while True:
+            self._drop_done()
+            if not self._heap or self._heap[0].deadline > target:
+                break
+            sleeper = heapq.heappop(self._heap)
+            self._mono = max(self._mono, sleeper.deadline)
+            sleeper.future.set_result(None)
+            await self.settle()
+        self._mono = max(self._mono, target)
+        await self.settle()
+
+    def _drop_done(self) -> None:
+        while self._heap and self._heap[0].future.done():
+            heapq.heappop(self._heap)
+
+    # -- wall-clock steps (for clock-jump tests) -----------------------------
+    def jump_wall(self, seconds: float) -> None:
+        """Step ``now()`` by ``seconds`` without touching ``monotonic()`` (like NTP)."""
+        self._wall_offset_s += seconds
+
+    # -- free-running mode ---------------------------------------------------
+    def start_free_running(self, speed: float) -> None:
+        """Let virtual time flow at ``speed`` x real time (e.g. 1000.0)."""
+        if not speed > 0:
+            raise ClockError(f"speed factor must be > 0, got {speed}")
+        loop = asyncio.get_running_loop()
+        current = self.monotonic()
+        self._speed = float(speed)
+        self._fr_real0 = time.monotonic()
+        self._fr_virtual0 = current
+        for sleeper in self._heap:
+            if not sleeper.future.done():
+                self._arm(sleeper, loop)
+
+    def stop_free_running(self) -> None:
+        """Freeze virtual time where it is and return to manual mode."""
+        if self._speed is None:
+            return
+        self._mono = self.monotonic()
+        self._speed = None
+        for sleeper in self._heap:
+            if sleeper.handle is not None:
+                sleeper.handle.cancel()
+                sleeper.handle = None
+
+    def _arm(self, sleeper: _Sleeper, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._speed is not None
+        if sleeper.handle is not None:
+            sleeper.handle.cancel()
+        real_delay = max(0.0, (sleeper.deadline - self.monotonic()) / self._speed)
+        sleeper.handle = loop.call_later(real_delay, self._wake_free_running, sleeper.deadline)
+
+    def _wake_free_running(self, due: float) -> None:
+        # Wake every sleeper that is due, in deadline order, so that two timers
+        # firing in one loop iteration still wake in the right order. The loop may
+        # fire a timer up to its clock resolution early, so the timer's own
+        # deadline counts as reached.
+        horizon = max(self.monotonic(), due)
+        self._drop_done()
+        while self._heap and self._heap[0].deadline <= horizon:
+            sleeper = heapq.heappop(self._heap)
+            if not sleeper.future.done():
+                sleeper.future.set_result(None)
+            self._drop_done()

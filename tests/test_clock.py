@@ -1,0 +1,221 @@
+"""Tests of the injectable clock: ordering, cancellation, many sleepers, free-running mode."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from firmware_bridge.clock import Clock, ClockError, SystemClock, VirtualClock
+
+T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+
+
+def test_both_clocks_satisfy_protocol() -> None:
+    """SystemClock and VirtualClock are structural Clocks."""
+    assert isinstance(SystemClock(), Clock)
+    assert isinstance(VirtualClock(T0), Clock)
+
+
+def test_naive_start_rejected() -> None:
+    """A naive start datetime is refused with a message that says what to do."""
+    with pytest.raises(ClockError, match="timezone-aware"):
+        VirtualClock(datetime(2026, 1, 1))
+
+
+def test_system_clock_now_is_aware_utc() -> None:
+    """SystemClock.now() carries the UTC timezone."""
+    now = SystemClock().now()
+    assert now.tzinfo is not None
+    assert now.utcoffset() == timedelta(0)
+
+
+async def test_virtual_time_stands_still_until_advanced() -> None:
+    """Manual virtual time moves only when advanced."""
+    clock = VirtualClock(T0)
+    assert clock.now() == T0
+    assert clock.monotonic() == 0.0
+    await clock.advance(90.5)
+    assert clock.monotonic() == 90.5
+    assert clock.now() == T0 + timedelta(seconds=90.5)
+
+
+async def test_wakeups_in_deadline_order_and_see_their_deadline() -> None:
+    """Sleepers wake in deadline order, each seeing now() equal to its deadline."""
+    clock = VirtualClock(T0)
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((name, clock.monotonic()))
+
+    tasks = [
+        asyncio.create_task(sleeper("c", 30)),
+        asyncio.create_task(sleeper("a", 10)),
+        asyncio.create_task(sleeper("b", 20)),
+    ]
+    await clock.advance(25)
+    assert woke == [("a", 10.0), ("b", 20.0)]
+    await clock.advance(10)
+    assert woke == [("a", 10.0), ("b", 20.0), ("c", 30.0)]
+    await asyncio.gather(*tasks)
+
+
+async def test_equal_deadlines_wake_in_sleep_order() -> None:
+    """Ties wake in the order the sleepers went to sleep."""
+    clock = VirtualClock(T0)
+    woke: list[int] = []
+
+    async def sleeper(i: int) -> None:
+        await clock.sleep(5)
+        woke.append(i)
+
+    tasks = [asyncio.create_task(sleeper(i)) for i in range(20)]
+    await clock.settle()
+    await clock.advance(5)
+    assert woke == list(range(20))
+    await asyncio.gather(*tasks)
+
+
+async def test_cancelled_sleeper_never_wakes_and_others_do() -> None:
+    """A cancelled sleeper is dropped; the others still wake in order."""
+    clock = VirtualClock(T0)
+    woke: list[str] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(name)
+
+    keep = asyncio.create_task(sleeper("keep", 10))
+    drop = asyncio.create_task(sleeper("drop", 5))
+    await clock.settle()
+    assert clock.pending == 2
+    drop.cancel()
+    await clock.settle()
+    assert clock.pending == 1
+    await clock.advance(20)
+    assert woke == ["keep"]
+    assert drop.cancelled()
+    await keep
+
+
+async def test_periodic_loop_runs_exact_number_of_ticks() -> None:
+    """A task that re-sleeps after every wake-up is honoured within one advance()."""
+    clock = VirtualClock(T0)
+    ticks: list[float] = []
+
+    async def loop() -> None:
+        while True:
+            await clock.sleep(0.25)
+            ticks.append(clock.monotonic())
+
+    task = asyncio.create_task(loop())
+    await clock.advance(3600)
+    task.cancel()
+    assert len(ticks) == 14400
+    assert ticks[0] == 0.25
+    assert ticks[-1] == pytest.approx(3600.0)
+
+
+async def test_many_concurrent_sleepers() -> None:
+    """Five thousand sleepers with random deadlines all wake, sorted by deadline."""
+    import random
+
+    rng = random.Random(7)
+    clock = VirtualClock(T0)
+    woke: list[float] = []
+
+    async def sleeper(seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(clock.monotonic())
+
+    delays = [rng.uniform(0.001, 1000.0) for _ in range(5000)]
+    tasks = [asyncio.create_task(sleeper(d)) for d in delays]
+    await clock.advance(1000.0)
+    await asyncio.gather(*tasks)
+    assert woke == sorted(delays)
+
+
+async def test_sleep_until_datetime_and_run_until() -> None:
+    """sleep_until wakes at the datetime; run_until accepts datetimes."""
+    clock = VirtualClock(T0)
+    seen: list[datetime] = []
+
+    async def waiter() -> None:
+        await clock.sleep_until(T0 + timedelta(minutes=5))
+        seen.append(clock.now())
+
+    task = asyncio.create_task(waiter())
+    await clock.run_until(T0 + timedelta(minutes=10))
+    await task
+    assert seen == [T0 + timedelta(minutes=5)]
+    assert clock.now() == T0 + timedelta(minutes=10)
+
+
+async def test_sleep_until_past_returns_immediately() -> None:
+    """sleep_until a past time does not block."""
+    clock = VirtualClock(T0)
+    await clock.advance(10)
+    await asyncio.wait_for(clock.sleep_until(T0), timeout=1)
+
+
+async def test_time_cannot_run_backwards() -> None:
+    """advance() with a negative value and run_until() into the past are refused."""
+    clock = VirtualClock(T0)
+    await clock.advance(10)
+    with pytest.raises(ClockError):
+        await clock.advance(-1)
+    with pytest.raises(ClockError, match="past"):
+        await clock.run_until(T0)
+
+
+async def test_wall_jump_moves_now_not_monotonic() -> None:
+    """jump_wall steps now() like an NTP step while monotonic() stays put."""
+    clock = VirtualClock(T0)
+    clock.jump_wall(-30)
+    assert clock.monotonic() == 0.0
+    assert clock.now() == T0 - timedelta(seconds=30)
+
+
+async def test_free_running_mode_wakes_in_order_at_speed() -> None:
+    """At 10000x, a 100 s virtual sleep takes about 10 ms of real time and keeps order."""
+    clock = VirtualClock(T0)
+    woke: list[str] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(name)
+
+    clock.start_free_running(10000.0)
+    real = SystemClock()
+    started = real.monotonic()
+    await asyncio.wait_for(
+        asyncio.gather(sleeper("late", 100.0), sleeper("early", 50.0)), timeout=5
+    )
+    elapsed = real.monotonic() - started
+    assert woke == ["early", "late"]
+    assert clock.monotonic() >= 100.0
+    assert elapsed < 2.0
+    clock.stop_free_running()
+    frozen = clock.monotonic()
+    assert clock.monotonic() == frozen
+
+
+async def test_manual_driving_refused_while_free_running() -> None:
+    """advance() while free-running is a usage error with a clear message."""
+    clock = VirtualClock(T0)
+    clock.start_free_running(2.0)
+    with pytest.raises(ClockError, match="free-running"):
+        await clock.advance(1)
+    clock.stop_free_running()
+
+
+async def test_switch_to_free_running_arms_existing_sleepers() -> None:
+    """Sleepers already waiting in manual mode wake once the clock free-runs."""
+    clock = VirtualClock(T0)
+    task = asyncio.create_task(clock.sleep(30))
+    await clock.settle()
+    clock.start_free_running(100000.0)
+    await asyncio.wait_for(task, timeout=5)
+    assert clock.monotonic() >= 30.0
