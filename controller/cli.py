@@ -1,20 +1,348 @@
-"""The ``groundlink`` command line."""
+"""The ``groundlink`` command line.
+
+Exit codes: 0 success; 1 some input records were rejected (the rest were used);
+2 bad usage; 65 no usable input data; 66 an input file is missing; 78 bad config.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from controller.config import ConfigError, load_config, load_station_list
+from controller.orbit.catalog import Catalog
+from controller.orbit.predictor import Pass, PassPredictor, PredictionResult, Station, iso_z
+from firmware_bridge.clock import SystemClock
 
 app = typer.Typer(
     name="groundlink",
-    help="Ground-station satellite link controller.",
+    help="Ground-station satellite link controller: passes, tracking, telemetry.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
 seeds_app = typer.Typer(help="The frozen seed scenario (constellation, stations, fixtures).")
 app.add_typer(seeds_app, name="seeds")
+
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_DATAERR = 65
+EXIT_NOINPUT = 66
+EXIT_CONFIG = 78
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+SEEDS_DIR = _REPO_ROOT / "seeds"
+
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _parse_utc(text: str) -> datetime:
+    """Parse ISO 8601; a value without offset is taken as UTC, 'Z' is accepted."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise _fail(
+            f"--start {text!r} is not ISO 8601 (e.g. 2026-11-26T12:00:00Z)", EXIT_USAGE
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def _parse_station(text: str) -> tuple[float, float, float]:
+    parts = text.split(",")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        lat, lon, alt = (float(p) for p in parts)
+    except ValueError as exc:
+        raise _fail(
+            f"--station {text!r}: expected LAT,LON,ALT_M in degrees and metres "
+            "(e.g. 47.88,11.08,600)",
+            EXIT_USAGE,
+        ) from exc
+    return lat, lon, alt
+
+
+@app.command()
+def passes(
+    tle: Annotated[
+        list[Path] | None,
+        typer.Option("--tle", help="TLE (2/3-line), OMM JSON or OMM CSV file; repeatable."),
+    ] = None,
+    station: Annotated[
+        str | None, typer.Option(help="Site as LAT,LON,ALT_M (degrees, metres).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="groundlink config file (site, mask, TLE files).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Window start, ISO 8601 UTC (default: now).")
+    ] = None,
+    hours: Annotated[float, typer.Option(help="Window length in hours.")] = 24.0,
+    min_el: Annotated[
+        float | None, typer.Option("--min-el", help="Raise the horizon mask to at least DEG.")
+    ] = None,
+    dut1: Annotated[float, typer.Option(help="UT1-UTC in seconds.")] = 0.0,
+    fmt: Annotated[str, typer.Option("--format", help="table, jsonl or csv.")] = "table",
+) -> None:
+    """Predict passes of every satellite in the TLE files over one station."""
+    if fmt not in ("table", "jsonl", "csv"):
+        raise _fail(f"--format {fmt!r}: choose table, jsonl or csv", EXIT_USAGE)
+    if (station is None) == (config is None):
+        raise _fail("give exactly one of --station LAT,LON,ALT_M or --config FILE", EXIT_USAGE)
+    if not 0 < hours <= 24 * 366:
+        raise _fail(f"--hours {hours}: must be > 0 and at most one year", EXIT_USAGE)
+    if min_el is not None and not -10.0 <= min_el <= 80.0:
+        raise _fail(f"--min-el {min_el}: must be within -10..80 degrees", EXIT_USAGE)
+    if abs(dut1) > 0.9:
+        raise _fail(f"--dut1 {dut1}: UT1-UTC is always within -0.9..0.9 s", EXIT_USAGE)
+    clock = SystemClock()
+    begin = _parse_utc(start) if start else clock.now()
+    tle_files = list(tle or [])
+    stale_days = 14.0
+    if config is not None:
+        try:
+            cfg = load_config(config)
+        except ConfigError as exc:
+            for reason in exc.problems:
+                err_console.print(f"[red]{exc.source}[/]: {reason}", highlight=False)
+            raise typer.Exit(EXIT_CONFIG) from exc
+        site = cfg.station.station()
+        if not tle_files:
+            tle_files = list(cfg.catalog.tle_files)
+        stale_days = cfg.catalog.stale_after_days
+    else:
+        assert station is not None
+        lat, lon, alt = _parse_station(station)
+        try:
+            site = Station(lat, lon, alt)
+            _ = site.site
+        except ValueError as exc:
+            raise _fail(f"--station {station!r}: {exc}", EXIT_USAGE) from exc
+    if min_el is not None:
+        site = Station(
+            site.lat_deg, site.lon_deg, site.alt_m, site.mask.raised(min_el), site.station_id
+        )
+    if not tle_files:
+        raise _fail(
+            "no element files: give --tle FILE (or catalog.tle_files in --config)", EXIT_USAGE
+        )
+    missing = [p for p in tle_files if not p.is_file()]
+    if missing:
+        raise _fail(", ".join(f"{p}: file not found" for p in missing), EXIT_NOINPUT)
+
+    catalog = Catalog.from_files(tle_files, now=begin, stale_after_days=stale_days)
+    for problem in catalog.problems:
+        colour = "red" if problem.severity == "error" else "yellow"
+        err_console.print(f"[{colour}]{problem.severity}[/]: {problem}", highlight=False)
+    if len(catalog) == 0:
+        raise _fail("no usable satellites in the input files", EXIT_DATAERR)
+
+    predictor = PassPredictor(list(catalog), dut1_s=dut1)
+    end = begin + timedelta(hours=hours)
+    result = _predict_with_progress(predictor, site, begin, end, clock, fmt == "table")
+    for sat_problem in result.problems:
+        err_console.print(f"[yellow]warning[/]: {sat_problem}", highlight=False)
+
+    out = sys.stdout
+    if fmt == "jsonl":
+        for p in result.passes:
+            out.write(json.dumps(p.to_json()) + "\n")
+    elif fmt == "csv":
+        fields = [
+            "norad_id",
+            "name",
+            "aos",
+            "tca",
+            "los",
+            "max_el_deg",
+            "aos_az_deg",
+            "tca_az_deg",
+            "los_az_deg",
+            "duration_s",
+            "flags",
+        ]
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for p in result.passes:
+            row = p.to_json()
+            row["flags"] = ";".join(p.flags)
+            writer.writerow(row)
+    else:
+        _print_table(result.passes, site, begin, end)
+    if catalog.errors:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _predict_with_progress(
+    predictor: PassPredictor,
+    site: Station,
+    begin: datetime,
+    end: datetime,
+    clock: SystemClock,
+    show: bool,
+) -> PredictionResult:
+    """Run the prediction; show a progress bar if it takes longer than a second."""
+    started = clock.monotonic()
+    progress: Progress | None = None
+    task = None
+
+    def report(fraction: float) -> None:
+        nonlocal progress, task
+        if not show:
+            return
+        if progress is None and clock.monotonic() - started > 1.0:
+            progress = Progress(
+                TextColumn("predicting passes"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=True,
+            )
+            progress.start()
+            task = progress.add_task("predict", total=1.0)
+        if progress is not None and task is not None:
+            progress.update(task, completed=fraction)
+
+    try:
+        return predictor.passes(site, begin, end, progress=report)
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+def _fmt_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:
+        # Piped output (make demo in CI, logs): don't squeeze the tables to 80 columns.
+        console = Console(width=140)
+    return console
+
+
+def _print_table(found: list[Pass], site: Station, begin: datetime, end: datetime) -> None:
+    console = _console()
+    table = Table(
+        title=(
+            f"{len(found)} passes over {site.station_id} "
+            f"({site.lat_deg:.4f}, {site.lon_deg:.4f}, {site.alt_m:.0f} m), "
+            f"{_fmt_time(begin)} - {_fmt_time(end)} UTC"
+        ),
+        title_justify="left",
+    )
+    for col in (
+        "satellite",
+        "NORAD",
+        "AOS (UTC)",
+        "TCA",
+        "LOS",
+        "max el",
+        "AOS az",
+        "LOS az",
+        "duration",
+        "flags",
+    ):
+        table.add_column(col, justify="right" if col not in ("satellite", "flags") else "left")
+    for p in found:
+        table.add_row(
+            p.name,
+            str(p.norad_id),
+            p.aos.strftime("%m-%d %H:%M:%S"),
+            p.tca.strftime("%H:%M:%S"),
+            p.los.strftime("%H:%M:%S"),
+            f"{p.max_el_deg:.1f}°",
+            f"{p.aos_az_deg:.0f}°",
+            f"{p.los_az_deg:.0f}°",
+            f"{p.duration_s / 60:.1f} min",
+            ",".join(p.flags),
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    hours: Annotated[float, typer.Option(help="How far ahead to look, in hours.")] = 6.0,
+    start: Annotated[str | None, typer.Option(help="Start, ISO 8601 UTC (default: now).")] = None,
+) -> None:
+    """Show the seed constellation's upcoming passes over the seed stations (no hardware)."""
+    clock = SystemClock()
+    begin = _parse_utc(start) if start else clock.now()
+    end = begin + timedelta(hours=hours)
+    console = _console()
+    tle_files = sorted((SEEDS_DIR / "tle").glob("*_constellation.tle")) + sorted(
+        (SEEDS_DIR / "tle").glob("jp_*.tle")
+    )
+    try:
+        stations = load_station_list(SEEDS_DIR / "stations.toml")
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from exc
+    catalog = Catalog.from_files(tle_files, now=begin)
+    console.rule("[bold]groundlink demo: the seed scenario")
+    console.print(
+        f"{len(catalog)} satellites from {', '.join(p.name for p in tle_files)}; "
+        f"{len(stations)} stations; window {iso_z(begin)} + {hours:g} h"
+    )
+    for problem in catalog.problems:
+        console.print(f"[yellow]{problem.severity}[/]: {problem}", highlight=False)
+    predictor = PassPredictor(list(catalog))
+    summary = Table(title="Passes per station", title_justify="left")
+    for col in (
+        "station",
+        "country",
+        "passes",
+        "satellites seen",
+        "longest",
+        "highest",
+        "next AOS (UTC)",
+        "next satellite",
+        "predicted in",
+    ):
+        summary.add_column(col)
+    for st in stations:
+        site = st.station()
+        t0 = clock.monotonic()
+        result = predictor.passes(site, begin, end)
+        took = clock.monotonic() - t0
+        found = result.passes
+        upcoming = [p for p in found if "clipped_start" not in p.flags]
+        nxt = upcoming[0] if upcoming else None
+        summary.add_row(
+            st.id,
+            st.country,
+            str(len(found)),
+            str(len({p.norad_id for p in found})),
+            f"{max((p.duration_s for p in found), default=0) / 60:.1f} min",
+            f"{max((p.max_el_deg for p in found), default=0):.1f}°",
+            _fmt_time(nxt.aos) if nxt else "-",
+            nxt.name if nxt else "-",
+            f"{took * 1000:.0f} ms",
+        )
+    console.print(summary)
+    first = stations[0].station()
+    found = predictor.passes(first, begin, end).passes
+    _print_table([p for p in found if p.max_el_deg >= 30.0][:15], first, begin, end)
+    console.print(
+        "[dim](passes above 30° at the first station; "
+        "`groundlink passes --help` for the full list)[/]"
+    )
 
 
 @seeds_app.command("generate")

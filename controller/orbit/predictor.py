@@ -1,0 +1,949 @@
+"""Vectorised pass prediction for a whole constellation.
+
+How passes are found (and why none is missed)
+---------------------------------------------
+For every satellite the visibility test ``el - mask(az) > 0`` is first turned into a
+test on ``c = cos(lambda)``, the cosine of the Earth-central angle between the site and
+the satellite: a satellite at radius ``r`` can only be above elevation ``e`` when
+``lambda <= acos(R cos e / r) - e``. With the orbit's largest radius and the lowest
+mask elevation (less the site's geodetic/geocentric vertical deflection) this gives a
+threshold ``c_out`` below which the satellite is *provably* below the mask; with the
+smallest radius and the highest mask elevation it gives ``c_in`` above which it is
+provably above it.
+
+``c`` is smooth and ``|c''|`` is bounded by the orbit (``K``, from the largest angular
+rate of the satellite's direction in the Earth-fixed frame, including eccentric orbits
+and Earth rotation, plus a margin for perturbations). Knowing ``c`` and ``c'`` at both
+ends of an interval of length ``h`` bounds ``c`` on the whole interval by two parabolas
+(``c +/- c' h/2 +/- K h^2/8``). The search starts from a coarse common grid evaluated
+for all satellites at once (``SatrecArray``); intervals that are provably out are
+dropped, provably-in intervals are kept, and the rest are halved until they are
+``FINE_STEP_S`` long. Only a few samples per pass are therefore ever computed, and the
+long stretches when a satellite is far below the horizon cost one coarse sample each.
+
+On the fine intervals, sign changes of ``g = el - mask(az)`` bracket AOS/LOS; an
+interval with ``g < 0`` at both ends but ``g`` rising then falling is checked for a
+grazing pass by locating the maximum of ``g``. Roots are refined with a safeguarded
+Newton iteration (``g'`` comes analytically from the velocity) to ``ROOT_TOL_S``;
+culminations (``el' = 0``) by an Illinois iteration. The one modelling assumption is
+that ``g`` has at most one extremum within a fine interval (20 s), which holds for
+every physical orbit with any mask whose segments are not narrower than the ground
+track moves in 20 s.
+
+Frames: see :mod:`controller.orbit.frames`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sgp4.api import SGP4_ERRORS, Satrec, SatrecArray
+
+from controller.orbit.frames import (
+    EARTH_ROTATION_RAD_S,
+    GeodeticSite,
+    gmst82,
+    teme_to_ecef,
+)
+from controller.orbit.mask import HorizonMask
+
+__all__ = [
+    "LookAngles",
+    "Pass",
+    "PassPredictor",
+    "PredictionResult",
+    "SatelliteLike",
+    "SatelliteProblem",
+    "Station",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+
+COARSE_STEP_S = 1440.0
+FINE_STEP_S = 20.0
+IN_STEP_S = 600.0
+ROOT_TOL_S = 1e-4
+CULMINATION_TOL_S = 1e-2
+_MAX_ITER = 60
+_R_EARTH_WGS72_KM = 6378.135
+_MU_KM3_S2 = 398600.8
+_UNIX_JD = 2440587.5
+_DAY_S = 86400.0
+_FAST_SGP4 = hasattr(Satrec, "_sgp4")
+
+
+class SatelliteLike(Protocol):
+    """What the predictor needs of a catalog entry."""
+
+    @property
+    def norad_id(self) -> int:
+        """NORAD catalogue number."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """Satellite name."""
+        ...
+
+    @property
+    def satrec(self) -> Satrec:
+        """The sgp4 record."""
+        ...
+
+
+@dataclass(frozen=True)
+class Station:
+    """A ground station site with its horizon mask."""
+
+    lat_deg: float
+    lon_deg: float
+    alt_m: float
+    mask: HorizonMask = field(default_factory=HorizonMask.flat)
+    station_id: str = "station"
+
+    @property
+    def site(self) -> GeodeticSite:
+        """The WGS-84 site."""
+        return GeodeticSite(self.lat_deg, self.lon_deg, self.alt_m)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass of one satellite over one station (times aware UTC)."""
+
+    norad_id: int
+    name: str
+    aos: datetime
+    tca: datetime
+    los: datetime
+    max_el_deg: float
+    aos_az_deg: float
+    tca_az_deg: float
+    los_az_deg: float
+    flags: tuple[str, ...] = ()
+    culminations: tuple[tuple[datetime, float], ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        """LOS - AOS in seconds."""
+        return (self.los - self.aos).total_seconds()
+
+    def to_json(self) -> dict[str, object]:
+        """The record of ``groundlink passes --format jsonl``."""
+        return {
+            "norad_id": self.norad_id,
+            "name": self.name,
+            "aos": iso_z(self.aos),
+            "tca": iso_z(self.tca),
+            "los": iso_z(self.los),
+            "max_el_deg": round(self.max_el_deg, 4),
+            "aos_az_deg": round(self.aos_az_deg, 3),
+            "tca_az_deg": round(self.tca_az_deg, 3),
+            "los_az_deg": round(self.los_az_deg, 3),
+            "duration_s": round(self.duration_s, 3),
+            "flags": list(self.flags),
+        }
+
+
+@dataclass(frozen=True)
+class SatelliteProblem:
+    """A satellite the predictor could not (fully) propagate."""
+
+    norad_id: int
+    name: str
+    at: datetime
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.norad_id}]: {self.reason} at {iso_z(self.at)}"
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """Passes sorted by AOS (then NORAD id) and per-satellite problems."""
+
+    passes: list[Pass]
+    problems: list[SatelliteProblem]
+    samples: int = 0
+
+
+@dataclass(frozen=True)
+class LookAngles:
+    """Topocentric look angles of one satellite over a time array."""
+
+    az_deg: FloatArray
+    el_deg: FloatArray
+    range_km: FloatArray
+    range_rate_km_s: FloatArray
+    error: npt.NDArray[np.int_]
+
+
+def iso_z(when: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a ``Z``."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _require_utc(when: datetime, name: str) -> datetime:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{name} {when.isoformat()} is naive; pass an aware UTC datetime")
+    return when.astimezone(UTC)
+
+
+@dataclass
+class _Samples:
+    """Everything computed at a batch of (satellite, time) pairs; angles in radians.
+
+    ``f_out``/``f_in`` are the visibility functions of the search (see the module
+    docstring): ``f_out < 0`` proves the satellite is below the mask, ``f_in > 0``
+    proves it is above; ``fp_*`` are their time derivatives.
+    """
+
+    err: npt.NDArray[np.int_]
+    f_out: FloatArray
+    fp_out: FloatArray
+    f_in: FloatArray
+    fp_in: FloatArray
+    g: FloatArray
+    gp: FloatArray
+    el: FloatArray
+    elp: FloatArray
+    az: FloatArray
+    range_km: FloatArray
+    range_rate: FloatArray
+
+
+def _cos_vis(
+    radius_site_km: float, el_rad: float, r_km: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """cos of the largest Earth-central angle at which radius r is above el, and d/dr."""
+    q = np.clip(radius_site_km * math.cos(el_rad) / r_km, -1.0, 1.0)
+    sq = np.sqrt(np.maximum(1.0 - q * q, 1e-300))
+    cv = q * math.cos(el_rad) + sq * math.sin(el_rad)
+    dcv = (-q / r_km) * (math.cos(el_rad) - q * math.sin(el_rad) / sq)
+    return cv, dcv
+
+
+class _Geometry:
+    """Site-dependent math on Earth-fixed states, vectorised over any batch shape."""
+
+    def __init__(self, station: Station) -> None:
+        site = station.site
+        self.mask = station.mask
+        self.pos = site.ecef_km
+        self.axes = site.enu_axes
+        self.s_hat = self.pos / np.linalg.norm(self.pos)
+        self.radius_km = float(np.linalg.norm(self.pos))
+        up = self.axes[2]
+        deflection = math.acos(min(1.0, float(np.dot(up, self.s_hat))))
+        # Elevation from the geodetic horizon differs from elevation above the plane
+        # normal to the geocentric radius by at most the deflection of the vertical.
+        margin = deflection + math.radians(0.02)
+        self.el_lo = math.radians(self.mask.min_el_deg) - margin
+        self.el_hi = math.radians(self.mask.max_el_deg) + margin
+
+    def samples(self, err: npt.NDArray[np.int_], r: FloatArray, v: FloatArray) -> _Samples:
+        """Look angles, mask function and visibility functions at Earth-fixed states."""
+        rho = r - self.pos
+        e = rho @ self.axes[0]
+        n = rho @ self.axes[1]
+        u = rho @ self.axes[2]
+        de = v @ self.axes[0]
+        dn = v @ self.axes[1]
+        du = v @ self.axes[2]
+        rng = np.sqrt(e * e + n * n + u * u)
+        rr = (e * de + n * dn + u * du) / rng
+        horiz2 = e * e + n * n
+        horiz = np.sqrt(horiz2)
+        el = np.arctan2(u, horiz)
+        # d/dt atan2(u, h) = (u' h - u h') / (u^2 + h^2), with h' = (e e' + n n') / h.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hp = np.where(horiz > 0, (e * de + n * dn) / horiz, 0.0)
+            elp = (du * horiz - u * hp) / (rng * rng)
+            azp = np.where(horiz2 > 0, (de * n - e * dn) / horiz2, 0.0)
+        az = np.mod(np.arctan2(e, n), 2.0 * np.pi)
+        mask_el, mask_slope = self.mask.el_rad(az)
+        g = el - mask_el
+        gp = elp - mask_slope * azp
+        rn = np.sqrt(np.sum(r * r, axis=-1))
+        rdot = np.sum(r * v, axis=-1) / rn
+        c = (r @ self.s_hat) / rn
+        cp = (v @ self.s_hat) / rn - c * rdot / rn
+        cv_lo, dcv_lo = _cos_vis(self.radius_km, self.el_lo, rn)
+        cv_hi, dcv_hi = _cos_vis(self.radius_km, self.el_hi, rn)
+        f_out = c - cv_lo
+        fp_out = cp - dcv_lo * rdot
+        if self.el_hi < math.pi / 2:
+            f_in = c - cv_hi
+            fp_in = cp - dcv_hi * rdot
+        else:
+            f_in = np.full_like(c, -2.0)
+            fp_in = np.zeros_like(c)
+        bad = err != 0
+        if np.any(bad):
+            # Propagation failed: never visible, never a root.
+            f_out = np.where(bad, -4.0, f_out)
+            f_in = np.where(bad, -4.0, f_in)
+            g = np.where(bad, -np.pi, g)
+        return _Samples(err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, az, rng, rr)
+
+
+class PassPredictor:
+    """Predict passes of many satellites at once over one station."""
+
+    def __init__(self, satellites: Sequence[SatelliteLike], *, dut1_s: float = 0.0) -> None:
+        if not math.isfinite(dut1_s) or abs(dut1_s) > 1.0:
+            raise ValueError(f"dut1_s {dut1_s} is outside -1..1 s (UT1-UTC never exceeds 0.9 s)")
+        self.satellites = list(satellites)
+        self.dut1_s = float(dut1_s)
+        self._satrecs = [s.satrec for s in self.satellites]
+        self._index = {s.norad_id: i for i, s in enumerate(self.satellites)}
+        self._array = SatrecArray(self._satrecs) if self._satrecs else None
+        self._bounds = np.array([_orbit_bounds(s) for s in self._satrecs]).reshape(-1, 3)
+
+    # -- time helpers -------------------------------------------------------
+    @staticmethod
+    def _jd_parts(start: datetime) -> tuple[float, float]:
+        unix_s = (start - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+        days, frac = divmod(unix_s / _DAY_S, 1.0)
+        whole = _UNIX_JD + days
+        return whole, frac
+
+    def _state(
+        self, jd: FloatArray, fr: FloatArray, r: FloatArray, v: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        theta, theta_dot = gmst82(jd, fr + self.dut1_s / _DAY_S)
+        return teme_to_ecef(r, v, theta, theta_dot)
+
+    def _eval_pairs(
+        self, geo: _Geometry, jd0: float, fr0: float, sat: IntArray, t: FloatArray
+    ) -> _Samples:
+        """Propagate satellite ``sat[i]`` at ``t[i]`` seconds after the reference epoch."""
+        n = len(sat)
+        order = np.argsort(sat, kind="stable")
+        sorted_sat = sat[order]
+        fr = fr0 + t[order] / _DAY_S
+        jd = np.full(n, jd0)
+        err = np.zeros(n, dtype=np.uint8)
+        r = np.empty((n, 3))
+        v = np.empty((n, 3))
+        if n:
+            cuts = np.flatnonzero(sorted_sat[1:] != sorted_sat[:-1]) + 1
+            starts = [0, *cuts.tolist()]
+            stops = [*cuts.tolist(), n]
+            sats = sorted_sat[starts].tolist()
+            for k, a, b in zip(sats, starts, stops, strict=True):
+                satrec = self._satrecs[k]
+                if _FAST_SGP4:
+                    # Why the private method: it writes straight into views of the
+                    # batch arrays, avoiding three allocations and copies per group
+                    # (sgp4_array does exactly this call on fresh arrays).
+                    satrec._sgp4(jd[a:b], fr[a:b], err[a:b], r[a:b], v[a:b])
+                else:
+                    err[a:b], r[a:b], v[a:b] = satrec.sgp4_array(jd[a:b], fr[a:b])
+        r_e, v_e = self._state(jd, fr, r, v)
+        inverse = np.empty(n, dtype=np.intp)
+        inverse[order] = np.arange(n)
+        return geo.samples(err.astype(np.int_)[inverse], r_e[inverse], v_e[inverse])
+
+    # -- public API -----------------------------------------------------------
+    def look_angles(self, norad_id: int, station: Station, times: Sequence[datetime]) -> LookAngles:
+        """Azimuth, elevation, range and range rate of one satellite at given UTC times."""
+        if norad_id not in self._index:
+            raise KeyError(f"satellite {norad_id} is not in this predictor's catalog")
+        if not times:
+            empty = np.empty(0)
+            return LookAngles(empty, empty, empty, empty, np.empty(0, dtype=np.int_))
+        ref = _require_utc(times[0], "times[0]")
+        jd0, fr0 = self._jd_parts(ref)
+        t = np.array([(_require_utc(x, "time") - ref).total_seconds() for x in times])
+        geo = _Geometry(station)
+        idx = np.full(len(t), self._index[norad_id], dtype=np.intp)
+        s = self._eval_pairs(geo, jd0, fr0, idx, t)
+        return LookAngles(np.degrees(s.az), np.degrees(s.el), s.range_km, s.range_rate, s.err)
+
+    def passes(
+        self,
+        station: Station,
+        start: datetime,
+        end: datetime,
+        *,
+        progress: Callable[[float], None] | None = None,
+    ) -> PredictionResult:
+        """All passes of every satellite over ``station`` between ``start`` and ``end``."""
+        start = _require_utc(start, "start")
+        end = _require_utc(end, "end")
+        span_s = (end - start).total_seconds()
+        if span_s <= 0:
+            raise ValueError(f"end {iso_z(end)} is not after start {iso_z(start)}")
+        if not self._satrecs:
+            return PredictionResult([], [])
+        geo = _Geometry(station)
+        jd0, fr0 = self._jd_parts(start)
+        search = _Search(self, geo, jd0, fr0, span_s, progress)
+        return search.run(start)
+
+
+def _orbit_bounds(satrec: Satrec) -> tuple[float, float, float]:
+    """Bounds on |f''| and |f''''| of the visibility functions for one orbit (rad/s^k).
+
+    The direction of the satellite seen from the geocentre turns at most at
+    ``theta_dot_max + omega_earth``; for a Keplerian orbit ``theta_dot`` peaks at
+    perigee, ``|theta_ddot| <= 2 mu e / r_p^3``. Factors above one cover perturbations
+    (J2 short-period terms, drag) and the slowly varying radius term.
+    """
+    ecc = min(max(float(satrec.ecco), 0.0), 0.99)
+    n = float(satrec.no_kozai) / 60.0  # rad/s
+    a_km = (_MU_KM3_S2 / (n * n)) ** (1.0 / 3.0) if n > 0 else 1e6
+    r_p = max(a_km * (1.0 - ecc), _R_EARTH_WGS72_KM - 100.0)
+    h = math.sqrt(_MU_KM3_S2 * a_km * (1.0 - ecc * ecc))
+    theta_dot = h / (r_p * r_p)
+    theta_ddot = 2.0 * _MU_KM3_S2 * ecc / r_p**3
+    w = EARTH_ROTATION_RAD_S
+    rate = 1.15 * (theta_dot + w)
+    k2 = 1.3 * (math.hypot(theta_ddot, theta_dot**2) + 2.0 * w * theta_dot + w * w)
+    # The quartic bound is only trusted for near-circular orbits; elsewhere the
+    # quadratic bound alone decides (k4 = inf).
+    k4 = 2.0 * rate**4 * (1.0 + 30.0 * ecc) if ecc < 0.1 else math.inf
+    return rate, k2, k4
+
+
+def _hermite(
+    fa: FloatArray, fpa: FloatArray, fb: FloatArray, fpb: FloatArray, h: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Cubic Hermite coefficients in s = (t - ta) / h: p(s) = A s^3 + B s^2 + C s + D."""
+    a = 2.0 * (fa - fb) + h * (fpa + fpb)
+    b = 3.0 * (fb - fa) - h * (2.0 * fpa + fpb)
+    c = h * fpa
+    return a, b, c, fa
+
+
+def _hermite_extremes(
+    fa: FloatArray, fpa: FloatArray, fb: FloatArray, fpb: FloatArray, h: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Minimum and maximum of the cubic Hermite interpolant on the interval."""
+    a, b, c, d = _hermite(fa, fpa, fb, fpb, h)
+    lo = np.minimum(fa, fb)
+    hi = np.maximum(fa, fb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disc = b * b - 3.0 * a * c
+        sq = np.sqrt(np.maximum(disc, 0.0))
+        lin = np.abs(a) < 1e-15
+        s1 = np.where(lin, -c / (2.0 * b), (-b + sq) / (3.0 * a))
+        s2 = np.where(lin, np.nan, (-b - sq) / (3.0 * a))
+    for s in (s1, s2):
+        ok = np.isfinite(s) & (s > 0.0) & (s < 1.0) & (lin | (disc >= 0))
+        sv = np.where(ok, s, 0.0)
+        v = ((a * sv + b) * sv + c) * sv + d
+        lo = np.where(ok, np.minimum(lo, v), lo)
+        hi = np.where(ok, np.maximum(hi, v), hi)
+    return lo, hi
+
+
+_ROOT_GRID = np.linspace(0.0, 1.0, 25)
+
+
+def _hermite_roots(
+    fa: FloatArray, fpa: FloatArray, fb: FloatArray, fpb: FloatArray, h: FloatArray
+) -> tuple[IntArray, FloatArray]:
+    """Approximate roots of the Hermite interpolant: (row, s) for every sign change."""
+    a, b, c, d = _hermite(fa, fpa, fb, fpb, h)
+    s = _ROOT_GRID
+    p = ((a[:, None] * s + b[:, None]) * s + c[:, None]) * s + d[:, None]
+    sign = p > 0
+    rows, cols = np.nonzero(sign[:, 1:] != sign[:, :-1])
+    p0 = p[rows, cols]
+    p1 = p[rows, cols + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(p0 != p1, p0 / (p0 - p1), 0.5)
+    return rows, s[cols] + (s[cols + 1] - s[cols]) * frac
+
+
+class _Search:
+    """One run of the pass search over one station and window."""
+
+    def __init__(
+        self,
+        pred: PassPredictor,
+        geo: _Geometry,
+        jd0: float,
+        fr0: float,
+        span_s: float,
+        progress: Callable[[float], None] | None,
+    ) -> None:
+        self.pred = pred
+        self.geo = geo
+        self.jd0 = jd0
+        self.fr0 = fr0
+        self.span_s = span_s
+        self.progress = progress
+        self.samples = 0
+        self.k2 = pred._bounds[:, 1]
+        self.k4 = pred._bounds[:, 2]
+
+    def eval(self, sat: IntArray, t: FloatArray) -> _Samples:
+        """Evaluate pairs, counting the work."""
+        self.samples += len(sat)
+        return self.pred._eval_pairs(self.geo, self.jd0, self.fr0, sat, t)
+
+    # -- phase 1: bracket -----------------------------------------------------
+    def _coarse(self) -> tuple[FloatArray, _Samples]:
+        n_steps = max(1, math.ceil(self.span_s / COARSE_STEP_S))
+        t = np.linspace(0.0, self.span_s, n_steps + 1)
+        nsat = len(self.pred._satrecs)
+        jd = np.full(len(t), self.jd0)
+        fr = self.fr0 + t / _DAY_S
+        assert self.pred._array is not None
+        err, r, v = self.pred._array.sgp4(jd, fr)
+        r_e, v_e = self.pred._state(jd[None, :], fr[None, :], r, v)
+        self.samples += nsat * len(t)
+        return t, self.geo.samples(err.astype(np.int_), r_e, v_e)
+
+    def _bounds(self, iv: _Intervals) -> tuple[FloatArray, FloatArray]:
+        """Rigorous upper bound of f_out and lower bound of f_in on each interval."""
+        h = iv.tb - iv.ta
+        k2 = self.k2[iv.sat]
+        k4 = self.k4[iv.sat]
+        quad = k2 * h * h / 8.0
+        with np.errstate(invalid="ignore", over="ignore"):
+            quart = k4 * h**4 / 384.0
+
+        def envelope(
+            fa: FloatArray, fpa: FloatArray, fb: FloatArray, fpb: FloatArray
+        ) -> tuple[FloatArray, FloatArray]:
+            lin_a = fa + fpa * h / 2.0
+            lin_b = fb - fpb * h / 2.0
+            hi2 = np.maximum(np.maximum(fa, fb), np.maximum(lin_a, lin_b) + quad)
+            lo2 = np.minimum(np.minimum(fa, fb), np.minimum(lin_a, lin_b) - quad)
+            lo3, hi3 = _hermite_extremes(fa, fpa, fb, fpb, h)
+            hi = np.where(np.isfinite(quart), np.minimum(hi2, hi3 + quart), hi2)
+            lo = np.where(np.isfinite(quart), np.maximum(lo2, lo3 - quart), lo2)
+            return lo, hi
+
+        _, hi_out = envelope(iv.a.f_out, iv.a.fp_out, iv.b.f_out, iv.b.fp_out)
+        lo_in, _ = envelope(iv.a.f_in, iv.a.fp_in, iv.b.f_in, iv.b.fp_in)
+        return hi_out, lo_in
+
+    def _split(self, sp: _Intervals, inside: BoolArray) -> _Intervals:
+        """Cut intervals: undecided ones next to the predicted threshold crossings.
+
+        Provably-in intervals longer than IN_STEP_S are cut into equal pieces (culmination
+        search needs el' at most IN_STEP_S apart). An undecided interval is cut
+        FINE_STEP_S/2 either side of each predicted crossing of f_out (and of f_in where
+        that is not already inside such a cut), so the crossing ends up in a fine interval
+        and the rest is usually decided in the next round; one with no predicted crossing
+        is halved, so every undecided interval still shrinks geometrically.
+        """
+        h = sp.tb - sp.ta
+        half = 0.5 * FINE_STEP_S
+        rows_o, s_o = _hermite_roots(sp.a.f_out, sp.a.fp_out, sp.b.f_out, sp.b.fp_out, h)
+        rows_i, s_i = _hermite_roots(sp.a.f_in, sp.a.fp_in, sp.b.f_in, sp.b.fp_in, h)
+        t_o = sp.ta[rows_o] + s_o * h[rows_o]
+        t_i = sp.ta[rows_i] + s_i * h[rows_i]
+        rows_parts = [rows_o, rows_o]
+        times_parts = [t_o - half, t_o + half]
+        if len(rows_i):
+            # f_in roots already within a cut around an f_out root need no cut of their own.
+            key_o = rows_o * 1e9 + t_o
+            order_o = np.argsort(key_o)
+            key_o = key_o[order_o]
+            key_i = rows_i * 1e9 + t_i
+            j = np.clip(np.searchsorted(key_o, key_i), 1, max(1, len(key_o) - 1))
+            near = np.zeros(len(key_i), dtype=bool)
+            if len(key_o):
+                near = (np.abs(key_o[j - 1] - key_i) < half) | (np.abs(key_o[j] - key_i) < half)
+                near |= np.abs(key_o[np.clip(j, 0, len(key_o) - 1)] - key_i) < half
+            rows_parts += [rows_i[~near], rows_i[~near]]
+            times_parts += [t_i[~near] - half, t_i[~near] + half]
+        long_in = np.flatnonzero(inside)
+        if len(long_in):
+            pieces = np.ceil(h[long_in] / IN_STEP_S).astype(np.intp)
+            rep = np.repeat(long_in, pieces - 1)
+            k = np.arange(len(rep)) - np.repeat(np.cumsum(pieces - 1) - (pieces - 1), pieces - 1)
+            rows_parts.append(rep)
+            times_parts.append(sp.ta[rep] + (k + 1) * h[rep] / np.repeat(pieces, pieces - 1))
+        rows = np.concatenate(rows_parts)
+        times = np.concatenate(times_parts)
+        guard = 1.0
+        ok = (times > sp.ta[rows] + guard) & (times < sp.tb[rows] - guard)
+        rows, times = rows[ok], times[ok]
+        # Rows left without any cut are halved.
+        has_cut = np.zeros(len(h), dtype=bool)
+        has_cut[rows] = True
+        uncut = np.flatnonzero(~has_cut)
+        rows = np.concatenate((rows, uncut))
+        times = np.concatenate((times, 0.5 * (sp.ta[uncut] + sp.tb[uncut])))
+        order = np.lexsort((times, rows))
+        rows, times = rows[order], times[order]
+        keep = np.ones(len(rows), dtype=bool)
+        keep[1:] = (rows[1:] != rows[:-1]) | (times[1:] - times[:-1] > guard)
+        rows, times = rows[keep], times[keep]
+        new = self.eval(sp.sat[rows], times)
+        new_end = _End.of(new, np.arange(len(rows)))
+        # Points per row in time order: original start, cuts..., original end.
+        n = len(h)
+        pt_row = np.concatenate((np.arange(n), rows, np.arange(n)))
+        pt_t = np.concatenate((sp.ta, times, sp.tb))
+        pt_end = _End.concat([sp.a, new_end, sp.b])
+        order = np.lexsort((pt_t, pt_row))
+        pt_row, pt_t = pt_row[order], pt_t[order]
+        pt_end = pt_end.take(order)
+        first = np.flatnonzero(pt_row[1:] == pt_row[:-1])
+        return _Intervals(
+            sp.sat[pt_row[first]],
+            pt_t[first],
+            pt_t[first + 1],
+            pt_end.take(first),
+            pt_end.take(first + 1),
+        )
+
+    def run(self, start: datetime) -> PredictionResult:
+        """Bracket, refine and assemble the passes."""
+        t_grid, s0 = self._coarse()
+        nsat, nt = s0.g.shape
+        sat_grid = np.repeat(np.arange(nsat), nt - 1)
+        ta = np.tile(t_grid[:-1], nsat)
+        tb = np.tile(t_grid[1:], nsat)
+        a_end, b_end = _End.grid_pairs(s0)
+        iv = _Intervals(sat_grid, ta, tb, a_end, b_end)
+        problems = self._problems(start, t_grid, s0.err)
+        kept: list[_Intervals] = []
+        total = max(1, len(iv.sat))
+        while len(iv.sat):
+            h = iv.tb - iv.ta
+            hi_out, lo_in = self._bounds(iv)
+            bad = (iv.a.err != 0) | (iv.b.err != 0)
+            out = (hi_out < 0.0) | bad
+            proven_in = (lo_in > 0.0) & ~bad
+            short_in = proven_in & (h <= IN_STEP_S + 1e-6)
+            fine = (h <= FINE_STEP_S + 1e-6) & ~bad
+            keep = ~out & (short_in | fine)
+            split = ~out & ~keep
+            if np.any(keep):
+                kept.append(iv.select(keep))
+            if self.progress is not None:
+                self.progress(min(0.9, 0.9 * (1.0 - np.count_nonzero(split) / total)))
+            if not np.any(split):
+                break
+            iv = self._split(iv.select(split), proven_in[split])
+        passes = self._assemble(start, _Intervals.concat(kept), s0) if kept else []
+        if self.progress is not None:
+            self.progress(1.0)
+        return PredictionResult(passes, problems, self.samples)
+
+    def _problems(
+        self, start: datetime, t_grid: FloatArray, err: npt.NDArray[np.int_]
+    ) -> list[SatelliteProblem]:
+        out: list[SatelliteProblem] = []
+        for k in np.flatnonzero(np.any(err != 0, axis=1)):
+            j = int(np.argmax(err[k] != 0))
+            code = int(err[k, j])
+            sat = self.pred.satellites[k]
+            out.append(
+                SatelliteProblem(
+                    sat.norad_id,
+                    sat.name,
+                    start + timedelta(seconds=float(t_grid[j])),
+                    f"sgp4 error {code}: {SGP4_ERRORS.get(code, 'unknown')}; "
+                    "no passes predicted from here on",
+                )
+            )
+        return out
+
+    # -- phase 2: roots and assembly ------------------------------------------
+    def _assemble(self, start: datetime, iv: _Intervals, s0: _Samples) -> list[Pass]:
+        ga, gb = iv.a.g, iv.b.g
+        up = (ga <= 0) & (gb > 0)
+        down = (ga > 0) & (gb <= 0)
+        graze = (ga <= 0) & (gb <= 0) & (iv.a.gp > 0) & (iv.b.gp < 0)
+        parts_up = [iv.select(up)]
+        parts_down = [iv.select(down)]
+        if np.any(graze):
+            gz = iv.select(graze)
+            t_max = self._illinois(gz.sat, gz.ta, gz.tb, gz.a.gp, gz.b.gp, "gp")
+            s = self.eval(gz.sat, t_max)
+            hit = np.flatnonzero(s.g > 0)
+            if len(hit):
+                g_sel = gz.select(hit)
+                m = _End.of(s, hit)
+                parts_up.append(_Intervals(g_sel.sat, g_sel.ta, t_max[hit], g_sel.a, m))
+                parts_down.append(_Intervals(g_sel.sat, t_max[hit], g_sel.tb, m, g_sel.b))
+        ups = _Intervals.concat(parts_up)
+        downs = _Intervals.concat(parts_down)
+        t_up = self._newton(ups)
+        t_down = self._newton(downs)
+        # Culminations: el' changes sign from + to - inside a kept interval.
+        cul = (iv.a.elp > 0) & (iv.b.elp <= 0)
+        cv = iv.select(cul)
+        t_cul = self._illinois(cv.sat, cv.ta, cv.tb, cv.a.elp, cv.b.elp, "elp")
+        el_cul = self.eval(cv.sat, t_cul).el
+
+        # Pair AOS with LOS per satellite; a pass in view at either window edge is clipped.
+        start_in = np.flatnonzero(s0.g[:, 0] > 0)
+        end_in = np.flatnonzero(s0.g[:, -1] > 0)
+        ev_sat = np.concatenate((ups.sat, downs.sat, start_in, end_in))
+        ev_t = np.concatenate(
+            (t_up, t_down, np.zeros(len(start_in)), np.full(len(end_in), self.span_s))
+        )
+        ev_kind = np.concatenate(
+            (
+                np.ones(len(t_up)),
+                -np.ones(len(t_down)),
+                np.full(len(start_in), 2.0),
+                np.full(len(end_in), -2.0),
+            )
+        )
+        order = np.lexsort((ev_t, ev_sat))
+        ev_sat, ev_t, ev_kind = ev_sat[order], ev_t[order], ev_kind[order]
+        pair = np.flatnonzero((ev_kind[:-1] > 0) & (ev_kind[1:] < 0) & (ev_sat[:-1] == ev_sat[1:]))
+        p_sat = ev_sat[pair].astype(np.intp)
+        p_aos = ev_t[pair]
+        p_los = ev_t[pair + 1]
+        clip_start = ev_kind[pair] == 2.0
+        clip_end = ev_kind[pair + 1] == -2.0
+        n = len(pair)
+        if n == 0:
+            return []
+
+        # Assign culminations to passes (passes are sorted by satellite, then AOS).
+        scale = self.span_s + 10.0
+        key_pass = p_sat * scale + p_aos
+        c_idx = np.searchsorted(key_pass, cv.sat * scale + t_cul, side="right") - 1
+        ok = c_idx >= 0
+        ok[ok] &= (p_sat[c_idx[ok]] == cv.sat[ok]) & (t_cul[ok] <= p_los[c_idx[ok]])
+        c_idx, c_t, c_el = c_idx[ok], t_cul[ok], el_cul[ok]
+        n_cul = np.bincount(c_idx, minlength=n)
+        best_el = np.full(n, -np.inf)
+        best_t = p_aos.copy()
+        ordr = np.lexsort((c_el, c_idx))
+        last = (
+            np.flatnonzero(np.r_[c_idx[ordr][1:] != c_idx[ordr][:-1], True])
+            if len(ordr)
+            else np.empty(0, dtype=np.intp)
+        )
+        best_el[c_idx[ordr][last]] = c_el[ordr][last]
+        best_t[c_idx[ordr][last]] = c_t[ordr][last]
+
+        edges = self.eval(np.concatenate((p_sat, p_sat)), np.concatenate((p_aos, p_los)))
+        el_aos, el_los = edges.el[:n], edges.el[n:]
+        # A clipped pass may peak at the window edge rather than at a culmination.
+        best_t = np.where(el_aos > best_el, p_aos, best_t)
+        best_el = np.maximum(best_el, el_aos)
+        best_t = np.where(el_los > best_el, p_los, best_t)
+        s_tca = self.eval(p_sat, best_t)
+
+        norad = np.array(
+            [self.pred.satellites[k].norad_id for k in range(len(self.pred.satellites))]
+        )
+        final = np.lexsort((norad[p_sat], p_aos))
+        cul_by_pass: dict[int, list[tuple[float, float]]] = {}
+        multi = np.flatnonzero(n_cul > 1)
+        if len(multi):
+            multi_set = set(multi.tolist())
+            for i_p, t_c, e_c in zip(c_idx.tolist(), c_t.tolist(), c_el.tolist(), strict=True):
+                if i_p in multi_set:
+                    cul_by_pass.setdefault(i_p, []).append((t_c, e_c))
+        deg = 180.0 / math.pi
+        cols = (
+            p_sat.tolist(),
+            p_aos.tolist(),
+            p_los.tolist(),
+            best_t.tolist(),
+            (s_tca.el * deg).tolist(),
+            (edges.az[:n] * deg).tolist(),
+            (s_tca.az * deg).tolist(),
+            (edges.az[n:] * deg).tolist(),
+            clip_start.tolist(),
+            clip_end.tolist(),
+        )
+        rows = list(zip(*cols, strict=True))
+        sats = self.pred.satellites
+        out: list[Pass] = []
+        for i in final.tolist():
+            k, aos_t, los_t, tca_t, max_el, az_a, az_t, az_l, c_s, c_e = rows[i]
+            flags: list[str] = []
+            if c_s:
+                flags.append("clipped_start")
+            if c_e:
+                flags.append("clipped_end")
+            culs = cul_by_pass.get(i)
+            if culs:
+                flags.append("multiple_culminations")
+            tca_dt = start + timedelta(seconds=tca_t)
+            out.append(
+                Pass(
+                    norad_id=sats[k].norad_id,
+                    name=sats[k].name,
+                    aos=start + timedelta(seconds=aos_t),
+                    tca=tca_dt,
+                    los=start + timedelta(seconds=los_t),
+                    max_el_deg=max_el,
+                    aos_az_deg=az_a,
+                    tca_az_deg=az_t,
+                    los_az_deg=az_l,
+                    flags=tuple(flags),
+                    culminations=(
+                        tuple(
+                            (start + timedelta(seconds=t_c), e_c * deg) for t_c, e_c in sorted(culs)
+                        )
+                        if culs
+                        else ((tca_dt, max_el),)
+                    ),
+                )
+            )
+        return out
+
+    def _newton(self, iv: _Intervals) -> FloatArray:
+        """Roots of g in brackets with a sign change: safeguarded Newton."""
+        a = iv.ta.copy()
+        b = iv.tb.copy()
+        ga = iv.a.g.copy()
+        # Start from the end with the smaller |g| (closer to the root).
+        use_a = np.abs(iv.a.g) <= np.abs(iv.b.g)
+        x = np.where(use_a, iv.ta, iv.tb)
+        gx = np.where(use_a, iv.a.g, iv.b.g)
+        gpx = np.where(use_a, iv.a.gp, iv.b.gp)
+        root = np.full(len(a), np.nan)
+        active = np.arange(len(a))
+        for _ in range(_MAX_ITER):
+            if not len(active):
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = -gx[active] / gpx[active]
+            cand = x[active] + step
+            aa, bb = a[active], b[active]
+            ok = np.isfinite(cand) & (cand > aa) & (cand < bb)
+            cand = np.where(ok, cand, 0.5 * (aa + bb))
+            done = (ok & (np.abs(step) < ROOT_TOL_S)) | ((bb - aa) < ROOT_TOL_S)
+            root[active[done]] = cand[done]
+            active = active[~done]
+            cand = cand[~done]
+            if not len(active):
+                break
+            s = self.eval(iv.sat[active], cand)
+            same_as_a = np.sign(s.g) == np.sign(ga[active])
+            a[active] = np.where(same_as_a, cand, a[active])
+            ga[active] = np.where(same_as_a, s.g, ga[active])
+            b[active] = np.where(same_as_a, b[active], cand)
+            x[active] = cand
+            gx[active] = s.g
+            gpx[active] = s.gp
+        leftover = np.isnan(root)
+        root[leftover] = 0.5 * (a[leftover] + b[leftover])
+        return root
+
+    def _illinois(
+        self,
+        sat: IntArray,
+        ta: FloatArray,
+        tb: FloatArray,
+        fa_in: FloatArray,
+        fb_in: FloatArray,
+        which: str,
+    ) -> FloatArray:
+        """Root of a decreasing quantity (el' or g') with f(a) > 0 >= f(b): Illinois."""
+        a, b = ta.copy(), tb.copy()
+        fa, fb = fa_in.copy(), fb_in.copy()
+        side = np.zeros(len(a), dtype=np.int_)
+        result = np.full(len(a), np.nan)
+        active = np.arange(len(a))
+        for _ in range(_MAX_ITER):
+            if not len(active):
+                break
+            aa, bb, fa_, fb_ = a[active], b[active], fa[active], fb[active]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = (aa * fb_ - bb * fa_) / (fb_ - fa_)
+            x = np.where(np.isfinite(x) & (x > aa) & (x < bb), x, 0.5 * (aa + bb))
+            done = (bb - aa) < CULMINATION_TOL_S
+            result[active[done]] = x[done]
+            active, x = active[~done], x[~done]
+            if not len(active):
+                break
+            s = self.eval(sat[active], x)
+            fx = s.elp if which == "elp" else s.gp
+            pos = fx > 0
+            idx_pos, idx_neg = active[pos], active[~pos]
+            # Illinois: halve the stale end's value when the same end is kept twice.
+            fb[idx_pos] = np.where(side[idx_pos] == 1, fb[idx_pos] * 0.5, fb[idx_pos])
+            a[idx_pos], fa[idx_pos] = x[pos], fx[pos]
+            side[idx_pos] = 1
+            fa[idx_neg] = np.where(side[idx_neg] == -1, fa[idx_neg] * 0.5, fa[idx_neg])
+            b[idx_neg], fb[idx_neg] = x[~pos], fx[~pos]
+            side[idx_neg] = -1
+            # Converged when the new point barely moved the bracket's far side.
+            width = b[active] - a[active]
+            conv = width < CULMINATION_TOL_S
+            conv |= np.abs(fx) < 1e-12
+            result[active[conv]] = x[conv]
+            active = active[~conv]
+        leftover = np.isnan(result)
+        result[leftover] = 0.5 * (a[leftover] + b[leftover])
+        return result
+
+
+@dataclass
+class _End:
+    """The values the search keeps at one end of an interval."""
+
+    err: npt.NDArray[np.int_]
+    f_out: FloatArray
+    fp_out: FloatArray
+    f_in: FloatArray
+    fp_in: FloatArray
+    g: FloatArray
+    gp: FloatArray
+    elp: FloatArray
+
+    _FIELDS = ("err", "f_out", "fp_out", "f_in", "fp_in", "g", "gp", "elp")
+
+    @classmethod
+    def of(cls, s: _Samples, idx: IntArray) -> _End:
+        """The end values of samples ``idx``."""
+        return cls(*(getattr(s, f)[idx] for f in cls._FIELDS))
+
+    @classmethod
+    def grid_pairs(cls, s: _Samples) -> tuple[_End, _End]:
+        """Start and end values of every interval of a (sat, time) grid."""
+        first = cls(*(getattr(s, f)[:, :-1].ravel() for f in cls._FIELDS))
+        second = cls(*(getattr(s, f)[:, 1:].ravel() for f in cls._FIELDS))
+        return first, second
+
+    def take(self, sel: BoolArray | IntArray) -> _End:
+        """A subset."""
+        return _End(*(getattr(self, f)[sel] for f in self._FIELDS))
+
+    @classmethod
+    def concat(cls, parts: Sequence[_End]) -> _End:
+        """Concatenation of several."""
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls._FIELDS))
+
+
+@dataclass
+class _Intervals:
+    sat: IntArray
+    ta: FloatArray
+    tb: FloatArray
+    a: _End
+    b: _End
+
+    def select(self, sel: BoolArray | IntArray) -> _Intervals:
+        return _Intervals(
+            self.sat[sel], self.ta[sel], self.tb[sel], self.a.take(sel), self.b.take(sel)
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Intervals]) -> _Intervals:
+        return cls(
+            np.concatenate([p.sat for p in parts]).astype(np.intp),
+            np.concatenate([p.ta for p in parts]),
+            np.concatenate([p.tb for p in parts]),
+            _End.concat([p.a for p in parts]),
+            _End.concat([p.b for p in parts]),
+        )
