@@ -117,7 +117,12 @@ class Station:
 
 @dataclass(frozen=True)
 class Pass:
-    """One pass of one satellite over one station (times aware UTC)."""
+    """One pass of one satellite over one station (times aware UTC).
+
+    ``tca`` is the time of the highest elevation between AOS and LOS: the culmination,
+    or an edge when the window clips the pass or the horizon mask hides the culmination.
+    ``culminations`` lists every local maximum of elevation inside the pass.
+    """
 
     norad_id: int
     name: str
@@ -555,11 +560,11 @@ class _Search:
             order_o = np.argsort(key_o)
             key_o = key_o[order_o]
             key_i = rows_i * 1e9 + t_i
-            j = np.clip(np.searchsorted(key_o, key_i), 1, max(1, len(key_o) - 1))
             near = np.zeros(len(key_i), dtype=bool)
             if len(key_o):
-                near = (np.abs(key_o[j - 1] - key_i) < half) | (np.abs(key_o[j] - key_i) < half)
-                near |= np.abs(key_o[np.clip(j, 0, len(key_o) - 1)] - key_i) < half
+                j = np.searchsorted(key_o, key_i)
+                for nb in (np.clip(j - 1, 0, len(key_o) - 1), np.clip(j, 0, len(key_o) - 1)):
+                    near |= np.abs(key_o[nb] - key_i) < half
             rows_parts += [rows_i[~near], rows_i[~near]]
             times_parts += [t_i[~near] - half, t_i[~near] + half]
         long_in = np.flatnonzero(inside)
