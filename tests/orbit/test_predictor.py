@@ -1,7 +1,8 @@
-"""Pass predictor: invariants, edge cases, and agreement with skyfield as the independent reference."""
+"""Pass predictor: invariants, edge cases, agreement with skyfield (the independent reference)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -124,7 +125,7 @@ def check_invariants(
             assert p.aos < p.tca < p.los, p
         by_sat.setdefault(p.norad_id, []).append(p)
     for passes in by_sat.values():
-        for a, b in zip(passes, passes[1:], strict=False):
+        for a, b in itertools.pairwise(passes):
             assert a.los < b.aos, (a, b)
     keys = [(p.aos, p.norad_id) for p in found]
     assert keys == sorted(keys)
