@@ -115,13 +115,15 @@ class Station:
         return GeodeticSite(self.lat_deg, self.lon_deg, self.alt_m)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Pass:
     """One pass of one satellite over one station (times aware UTC).
 
     ``tca`` is the time of the highest elevation between AOS and LOS: the culmination,
     or an edge when the window clips the pass or the horizon mask hides the culmination.
     ``culminations`` lists every local maximum of elevation inside the pass.
+    A plain record (not frozen: tens of thousands are built per prediction, and frozen
+    dataclasses cost six times more to construct); treat it as read-only.
     """
 
     norad_id: int
@@ -596,17 +598,16 @@ class _Search:
         n = len(h)
         pt_row = np.concatenate((np.arange(n), rows, np.arange(n)))
         pt_t = np.concatenate((sp.ta, times, sp.tb))
-        pt_end = _End.concat([sp.a, new_end, sp.b])
+        pt_end = np.concatenate((sp.a.v, new_end.v, sp.b.v))
         order = np.lexsort((pt_t, pt_row))
         pt_row, pt_t = pt_row[order], pt_t[order]
-        pt_end = pt_end.take(order)
+        pt_end = pt_end[order]
         first = np.flatnonzero(pt_row[1:] == pt_row[:-1])
+        sat = sp.sat
         return _Intervals(
-            sp.sat[pt_row[first]],
-            pt_t[first],
-            pt_t[first + 1],
-            pt_end.take(first),
-            pt_end.take(first + 1),
+            np.column_stack(
+                (sat[pt_row[first]], pt_t[first], pt_t[first + 1], pt_end[first], pt_end[first + 1])
+            )
         )
 
     def run(self, start: datetime) -> PredictionResult:
@@ -616,12 +617,18 @@ class _Search:
         sat_grid = np.repeat(np.arange(nsat), nt - 1)
         ta = np.tile(t_grid[:-1], nsat)
         tb = np.tile(t_grid[1:], nsat)
-        a_end, b_end = _End.grid_pairs(s0)
-        iv = _Intervals(sat_grid, ta, tb, a_end, b_end)
+        g3 = _End.grid(s0)
+        iv = _Intervals.build(
+            sat_grid,
+            ta,
+            tb,
+            _End(g3[:, :-1].reshape(-1, _NE)),
+            _End(g3[:, 1:].reshape(-1, _NE)),
+        )
         problems = self._problems(start, t_grid, s0.err)
         kept: list[_Intervals] = []
-        total = max(1, len(iv.sat))
-        while len(iv.sat):
+        total = max(1, len(iv))
+        while len(iv):
             h = iv.tb - iv.ta
             hi_out, lo_in = self._bounds(iv)
             bad = (iv.a.err != 0) | (iv.b.err != 0)
@@ -678,8 +685,8 @@ class _Search:
             if len(hit):
                 g_sel = gz.select(hit)
                 m = _End.of(s, hit)
-                parts_up.append(_Intervals(g_sel.sat, g_sel.ta, t_max[hit], g_sel.a, m))
-                parts_down.append(_Intervals(g_sel.sat, t_max[hit], g_sel.tb, m, g_sel.b))
+                parts_up.append(_Intervals.build(g_sel.sat, g_sel.ta, t_max[hit], g_sel.a, m))
+                parts_down.append(_Intervals.build(g_sel.sat, t_max[hit], g_sel.tb, m, g_sel.b))
         ups = _Intervals.concat(parts_up)
         downs = _Intervals.concat(parts_down)
         t_up = self._newton(ups)
@@ -687,7 +694,7 @@ class _Search:
         # Culminations: el' changes sign from + to - inside a kept interval.
         cul = (iv.a.elp > 0) & (iv.b.elp <= 0)
         cv = iv.select(cul)
-        t_cul = self._illinois(cv.sat, cv.ta, cv.tb, cv.a.elp, cv.b.elp, "elp")
+        t_cul = self._culminations(cv)
         el_cul = self.eval(cv.sat, t_cul).el
 
         # Pair AOS with LOS per satellite; a pass in view at either window edge is clipped.
@@ -771,6 +778,19 @@ class _Search:
         rows = list(zip(*cols, strict=True))
         sats = self.pred.satellites
         out: list[Pass] = []
+        unix0 = start.timestamp()
+
+        span_end = start + timedelta(seconds=self.span_s)
+
+        def at(t_s: float) -> datetime:
+            # Clipped edges are the window's own instants, exactly.
+            if t_s <= 0.0:
+                return start
+            if t_s >= self.span_s:
+                return span_end
+            # fromtimestamp is twice as fast as start + timedelta(...) and exact to 1 us.
+            return datetime.fromtimestamp(unix0 + t_s, UTC)
+
         for i in final.tolist():
             k, aos_t, los_t, tca_t, max_el, az_a, az_t, az_l, c_s, c_e = rows[i]
             flags: list[str] = []
@@ -781,29 +801,68 @@ class _Search:
             culs = cul_by_pass.get(i)
             if culs:
                 flags.append("multiple_culminations")
-            tca_dt = start + timedelta(seconds=tca_t)
+            tca_dt = at(tca_t)
             out.append(
                 Pass(
                     norad_id=sats[k].norad_id,
                     name=sats[k].name,
-                    aos=start + timedelta(seconds=aos_t),
+                    aos=at(aos_t),
                     tca=tca_dt,
-                    los=start + timedelta(seconds=los_t),
+                    los=at(los_t),
                     max_el_deg=max_el,
                     aos_az_deg=az_a,
                     tca_az_deg=az_t,
                     los_az_deg=az_l,
                     flags=tuple(flags),
                     culminations=(
-                        tuple(
-                            (start + timedelta(seconds=t_c), e_c * deg) for t_c, e_c in sorted(culs)
-                        )
+                        tuple((at(t_c), e_c * deg) for t_c, e_c in sorted(culs))
                         if culs
                         else ((tca_dt, max_el),)
                     ),
                 )
             )
         return out
+
+    def _culminations(self, cv: _Intervals) -> FloatArray:
+        """Times where el' = 0 in brackets with el'(a) > 0 >= el'(b).
+
+        The elevation peaks where the Earth-central angle is smallest (exactly so for a
+        spherical Earth and constant radius), so the peak of the Hermite interpolant of
+        f_out is a guess within a few seconds; a secant through el' 2.5 s either
+        side of it lands within milliseconds. Brackets where that fails get Illinois.
+        """
+        n = len(cv)
+        if n == 0:
+            return np.empty(0)
+        ta, tb = cv.ta, cv.tb
+        h = tb - ta
+        a, b, c, _ = _hermite(cv.a.f_out, cv.a.fp_out, cv.b.f_out, cv.b.fp_out, h)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disc = b * b - 3.0 * a * c
+            lin = np.abs(a) < 1e-15
+            s_peak = np.where(
+                lin, -c / (2.0 * b), (-b - np.sqrt(np.maximum(disc, 0.0))) / (3.0 * a)
+            )
+        ok = np.isfinite(s_peak) & (s_peak > 0.0) & (s_peak < 1.0)
+        x0 = np.where(ok, ta + s_peak * h, 0.5 * (ta + tb))
+        delta = 2.5
+        lo = np.clip(x0 - delta, ta, tb)
+        hi = np.clip(x0 + delta, ta, tb)
+        sat = cv.sat
+        both = self.eval(np.concatenate((sat, sat)), np.concatenate((lo, hi)))
+        f_lo, f_hi = both.elp[:n], both.elp[n:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x1 = lo - f_lo * (hi - lo) / (f_hi - f_lo)
+        # el' is close to linear over a few seconds around the peak, so a short
+        # extrapolation is as good as an interpolation (errors of milliseconds).
+        good = np.isfinite(x1) & (x1 > ta) & (x1 < tb) & (np.abs(x1 - x0) < 3.0 * delta)
+        good &= f_lo > f_hi
+        result = np.where(good, x1, np.nan)
+        bad = np.flatnonzero(~good)
+        if len(bad):
+            sub = cv.select(bad)
+            result[bad] = self._illinois(sub.sat, sub.ta, sub.tb, sub.a.elp, sub.b.elp, "elp")
+        return result
 
     def _newton(self, iv: _Intervals) -> FloatArray:
         """Roots of g in brackets with a sign change: safeguarded Newton."""
@@ -893,62 +952,118 @@ class _Search:
         return result
 
 
-@dataclass
+_END_FIELDS = ("err", "f_out", "fp_out", "f_in", "fp_in", "g", "gp", "elp")
+_NE = len(_END_FIELDS)
+
+
 class _End:
-    """The values the search keeps at one end of an interval."""
+    """The values the search keeps at one end of an interval, one row per interval.
 
-    err: npt.NDArray[np.int_]
-    f_out: FloatArray
-    fp_out: FloatArray
-    f_in: FloatArray
-    fp_in: FloatArray
-    g: FloatArray
-    gp: FloatArray
-    elp: FloatArray
+    Stored as one 2-D array so selecting intervals is a single fancy-indexing operation.
+    """
 
-    _FIELDS = ("err", "f_out", "fp_out", "f_in", "fp_in", "g", "gp", "elp")
+    __slots__ = ("v",)
+
+    def __init__(self, v: FloatArray) -> None:
+        self.v = v
+
+    @property
+    def err(self) -> FloatArray:
+        """sgp4 error code (0 = fine)."""
+        return self.v[:, 0]
+
+    @property
+    def f_out(self) -> FloatArray:
+        """Visibility function proving 'below the mask' when negative."""
+        return self.v[:, 1]
+
+    @property
+    def fp_out(self) -> FloatArray:
+        """Its time derivative."""
+        return self.v[:, 2]
+
+    @property
+    def f_in(self) -> FloatArray:
+        """Visibility function proving 'above the mask' when positive."""
+        return self.v[:, 3]
+
+    @property
+    def fp_in(self) -> FloatArray:
+        """Its time derivative."""
+        return self.v[:, 4]
+
+    @property
+    def g(self) -> FloatArray:
+        """Elevation minus mask (rad)."""
+        return self.v[:, 5]
+
+    @property
+    def gp(self) -> FloatArray:
+        """Its time derivative."""
+        return self.v[:, 6]
+
+    @property
+    def elp(self) -> FloatArray:
+        """Elevation rate (rad/s)."""
+        return self.v[:, 7]
 
     @classmethod
     def of(cls, s: _Samples, idx: IntArray) -> _End:
         """The end values of samples ``idx``."""
-        return cls(*(getattr(s, f)[idx] for f in cls._FIELDS))
+        return cls(np.stack([getattr(s, f)[idx] for f in _END_FIELDS], axis=-1).astype(float))
 
     @classmethod
-    def grid_pairs(cls, s: _Samples) -> tuple[_End, _End]:
-        """Start and end values of every interval of a (sat, time) grid."""
-        first = cls(*(getattr(s, f)[:, :-1].ravel() for f in cls._FIELDS))
-        second = cls(*(getattr(s, f)[:, 1:].ravel() for f in cls._FIELDS))
-        return first, second
-
-    def take(self, sel: BoolArray | IntArray) -> _End:
-        """A subset."""
-        return _End(*(getattr(self, f)[sel] for f in self._FIELDS))
-
-    @classmethod
-    def concat(cls, parts: Sequence[_End]) -> _End:
-        """Concatenation of several."""
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls._FIELDS))
+    def grid(cls, s: _Samples) -> FloatArray:
+        """All samples of a (sat, time) grid as an array (sat, time, field)."""
+        return np.stack([getattr(s, f) for f in _END_FIELDS], axis=-1).astype(float)
 
 
-@dataclass
 class _Intervals:
-    sat: IntArray
-    ta: FloatArray
-    tb: FloatArray
-    a: _End
-    b: _End
+    """Intervals (satellite, start, end) with the values at both ends, one row each."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: FloatArray) -> None:
+        self.v = v
+
+    @classmethod
+    def build(cls, sat: IntArray, ta: FloatArray, tb: FloatArray, a: _End, b: _End) -> _Intervals:
+        """Assemble from columns."""
+        return cls(np.column_stack((sat, ta, tb, a.v, b.v)))
+
+    @property
+    def sat(self) -> IntArray:
+        """Satellite index."""
+        return self.v[:, 0].astype(np.intp)
+
+    @property
+    def ta(self) -> FloatArray:
+        """Start (s from the window start)."""
+        return self.v[:, 1]
+
+    @property
+    def tb(self) -> FloatArray:
+        """End (s from the window start)."""
+        return self.v[:, 2]
+
+    @property
+    def a(self) -> _End:
+        """Values at the start."""
+        return _End(self.v[:, 3 : 3 + _NE])
+
+    @property
+    def b(self) -> _End:
+        """Values at the end."""
+        return _End(self.v[:, 3 + _NE :])
+
+    def __len__(self) -> int:
+        return len(self.v)
 
     def select(self, sel: BoolArray | IntArray) -> _Intervals:
-        return _Intervals(
-            self.sat[sel], self.ta[sel], self.tb[sel], self.a.take(sel), self.b.take(sel)
-        )
+        """A subset."""
+        return _Intervals(self.v[sel])
 
     @classmethod
     def concat(cls, parts: Sequence[_Intervals]) -> _Intervals:
-        return cls(
-            np.concatenate([p.sat for p in parts]).astype(np.intp),
-            np.concatenate([p.ta for p in parts]),
-            np.concatenate([p.tb for p in parts]),
-            _End.concat([p.a for p in parts]),
-            _End.concat([p.b for p in parts]),
-        )
+        """Concatenation of several."""
+        return cls(np.concatenate([p.v for p in parts]) if parts else np.empty((0, 3 + 2 * _NE)))
