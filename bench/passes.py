@@ -71,7 +71,8 @@ def main() -> None:
         t0 = time.perf_counter()
         rises = 0
         for entry in sats:
-            assert entry.line1 is not None and entry.line2 is not None
+            assert entry.line1 is not None
+            assert entry.line2 is not None
             es = EarthSatellite(entry.line1, entry.line2, entry.name, ts)
             _, events = es.find_events(topos, t_start, t_end, altitude_degrees=st.mask.min_el_deg)
             rises += int((events == 0).sum())
@@ -81,7 +82,9 @@ def main() -> None:
     ours = statistics.median(ours_s)
     sky = statistics.median(sky_s)
     clipped = sum(1 for p in result.passes if "clipped_start" in p.flags)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
+    )
     print(
         f"workload: {len(sats)} satellites x {args.days:g} days over {args.station} "
         f"({st.lat_deg}, {st.lon_deg}), mask {st.mask.min_el_deg}..{st.mask.max_el_deg} deg"
@@ -90,8 +93,10 @@ def main() -> None:
         f"groundlink: {len(result.passes)} passes ({clipped} in progress at start), "
         f"{result.samples} sgp4 samples; median {ours:.3f} s of {[round(x, 3) for x in ours_s]}"
     )
-    print(f"skyfield find_events: {sky_rises} rises; median {sky:.3f} s of "
-          f"{[round(x, 3) for x in sky_s]}")
+    print(
+        f"skyfield find_events: {sky_rises} rises; median {sky:.3f} s of "
+        f"{[round(x, 3) for x in sky_s]}"
+    )
     print(f"ratio: groundlink is {sky / ours:.1f}x faster than skyfield find_events")
     print(f"groundlink peak traced memory: {peak_mb:.1f} MB")
 
