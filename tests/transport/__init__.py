@@ -1,0 +1,1 @@
+"""Tests of the byte transports (loop, faults, pty + serial, tcp, URLs)."""
