@@ -9,19 +9,34 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from controller.orbit.mask import HorizonMask, MaskError
 from controller.orbit.predictor import Station
 
 __all__ = [
+    "AntennaConfig",
     "CatalogConfig",
     "ConfigError",
     "GroundlinkConfig",
+    "RadioConfig",
+    "ReservationConfig",
+    "RotatorConfig",
+    "SatelliteConfig",
+    "SchedulerConfig",
     "SiteConfig",
     "StationConfig",
+    "WindowConfig",
     "load_config",
     "load_station_list",
 ]
@@ -89,11 +104,144 @@ class CatalogConfig(_Model):
     stale_after_days: Annotated[float, Field(gt=0.0, le=365.0)] = 14.0
 
 
+class WindowConfig(_Model):
+    """A time window (aware UTC datetimes in TOML, e.g. 2026-11-27T08:00:00Z)."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WindowConfig:
+        if self.end <= self.start:
+            raise ValueError(
+                f"end {self.end.isoformat()} is not after start {self.start.isoformat()}"
+            )
+        return self
+
+
+class RotatorConfig(_Model):
+    """A rotator: which driver, where, and what the mechanics can do."""
+
+    driver: str
+    url: str = ""
+    simulated: bool = False
+    az_min_deg: float = 0.0
+    az_max_deg: float = 360.0
+    el_min_deg: float = 0.0
+    el_max_deg: float = 90.0
+    slew_az_deg_s: Annotated[float, Field(gt=0.0, le=90.0)] = 5.0
+    slew_el_deg_s: Annotated[float, Field(gt=0.0, le=90.0)] = 5.0
+    accel_az_deg_s2: Annotated[float, Field(gt=0.0, le=360.0)] = 10.0
+    accel_el_deg_s2: Annotated[float, Field(gt=0.0, le=360.0)] = 10.0
+    park_az_deg: float = 0.0
+    park_el_deg: float = 90.0
+
+    @model_validator(mode="after")
+    def _limits(self) -> RotatorConfig:
+        if not -360.0 <= self.az_min_deg < self.az_max_deg <= 720.0:
+            raise ValueError(
+                f"az range {self.az_min_deg}..{self.az_max_deg} deg: need "
+                "-360 <= az_min_deg < az_max_deg <= 720"
+            )
+        if self.az_max_deg - self.az_min_deg < 360.0:
+            raise ValueError(
+                f"az range {self.az_min_deg}..{self.az_max_deg} deg covers less than 360 deg"
+            )
+        if not -10.0 <= self.el_min_deg < self.el_max_deg <= 180.0:
+            raise ValueError(
+                f"el range {self.el_min_deg}..{self.el_max_deg} deg: need "
+                "-10 <= el_min_deg < el_max_deg <= 180"
+            )
+        if not self.az_min_deg <= self.park_az_deg <= self.az_max_deg:
+            raise ValueError(f"park_az_deg {self.park_az_deg} is outside the az range")
+        if not self.el_min_deg <= self.park_el_deg <= self.el_max_deg:
+            raise ValueError(f"park_el_deg {self.park_el_deg} is outside the el range")
+        return self
+
+
+class AntennaConfig(_Model):
+    """An antenna on a rotator."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    beamwidth_deg: Annotated[float, Field(gt=0.0, le=180.0)] = 10.0
+    bands_hz: list[tuple[float, float]] = Field(default_factory=lambda: [(1.0, 1e12)])
+    min_el_deg: Annotated[float, Field(ge=-10.0, le=90.0)] = 0.0
+    unavailable: list[WindowConfig] = Field(default_factory=list)
+    rotator: RotatorConfig
+
+
+class RadioConfig(_Model):
+    """A radio (rig) and the antenna it is connected to."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    driver: str
+    url: str = ""
+    simulated: bool = False
+    antenna: str
+
+
+class SatelliteConfig(_Model):
+    """What the station wants from one satellite."""
+
+    norad_id: Annotated[int, Field(ge=1, le=339999)]
+    weight: Annotated[float, Field(ge=0.0, le=1000.0)] = 1.0
+    min_contact_s: Annotated[float, Field(ge=0.0, le=86400.0)] = 60.0
+    min_el_deg: Annotated[float, Field(ge=-10.0, le=90.0)] = 0.0
+    max_contacts_per_day: Annotated[int, Field(ge=1)] | None = None
+    required_contacts_per_day: Annotated[int, Field(ge=0)] = 0
+    downlink_hz: Annotated[float, Field(gt=0.0)] | None = None
+    uplink_hz: Annotated[float, Field(gt=0.0)] | None = None
+
+
+class ReservationConfig(_Model):
+    """A fixed track booked by an operator."""
+
+    antenna: str
+    norad_id: Annotated[int, Field(ge=1, le=339999)]
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class SchedulerConfig(_Model):
+    """Scheduling policy and set-up times."""
+
+    policy: Literal["optimal", "greedy"] = "optimal"
+    horizon_h: Annotated[float, Field(gt=0.0, le=24.0 * 31)] = 24.0
+    pre_pass_s: Annotated[float, Field(ge=0.0, le=3600.0)] = 30.0
+    post_pass_s: Annotated[float, Field(ge=0.0, le=3600.0)] = 10.0
+    resolution_s: Annotated[float, Field(gt=0.0, le=600.0)] = 10.0
+    one_antenna_per_satellite: bool = True
+    default_weight: Annotated[float, Field(ge=0.0)] = 1.0
+    reservations: list[ReservationConfig] = Field(default_factory=list)
+
+
 class GroundlinkConfig(_Model):
     """The whole configuration file."""
 
     station: StationConfig
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    antennas: list[AntennaConfig] = Field(default_factory=list)
+    radios: list[RadioConfig] = Field(default_factory=list)
+    satellites: list[SatelliteConfig] = Field(default_factory=list)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+
+    @model_validator(mode="after")
+    def _references(self) -> GroundlinkConfig:
+        ids = [a.id for a in self.antennas]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"antenna ids must be unique; repeated: {', '.join(dup)}")
+        for radio in self.radios:
+            if radio.antenna not in ids:
+                raise ValueError(
+                    f"radio {radio.id!r}: antenna {radio.antenna!r} is not one of {ids}"
+                )
+        for res in self.scheduler.reservations:
+            if res.antenna not in ids:
+                raise ValueError(
+                    f"scheduler.reservations: antenna {res.antenna!r} is not one of {ids}"
+                )
+        return self
 
 
 def _describe(errors: ValidationError) -> list[str]:
