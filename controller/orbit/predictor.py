@@ -222,6 +222,7 @@ class _Samples:
     gp: FloatArray
     el: FloatArray
     elp: FloatArray
+    sinelp: FloatArray
     az: FloatArray
     range_km: FloatArray
     range_rate: FloatArray
@@ -274,6 +275,9 @@ class _Geometry:
         with np.errstate(divide="ignore", invalid="ignore"):
             hp = np.where(horiz > 0, (e * de + n * dn) / horiz, 0.0)
             elp = (du * horiz - u * hp) / (rng * rng)
+            # d(sin el)/dt has the sign of el' but stays smooth through the zenith,
+            # where el itself has a cusp; culminations are roots of this one.
+            sinelp = (du * rng - u * rr) / (rng * rng)
             azp = np.where(horiz2 > 0, (de * n - e * dn) / horiz2, 0.0)
         az = np.mod(np.arctan2(e, n), 2.0 * np.pi)
         mask_el, mask_slope = self.mask.el_rad(az)
@@ -299,7 +303,7 @@ class _Geometry:
             f_out = np.where(bad, -4.0, f_out)
             f_in = np.where(bad, -4.0, f_in)
             g = np.where(bad, -np.pi, g)
-        return _Samples(err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, az, rng, rr)
+        return _Samples(err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, sinelp, az, rng, rr)
 
 
 class PassPredictor:
@@ -692,7 +696,7 @@ class _Search:
         t_up = self._newton(ups)
         t_down = self._newton(downs)
         # Culminations: el' changes sign from + to - inside a kept interval.
-        cul = (iv.a.elp > 0) & (iv.b.elp <= 0)
+        cul = (iv.a.sinelp > 0) & (iv.b.sinelp <= 0)
         cv = iv.select(cul)
         t_cul = self._culminations(cv)
         el_cul = self.eval(cv.sat, t_cul).el
@@ -824,12 +828,13 @@ class _Search:
         return out
 
     def _culminations(self, cv: _Intervals) -> FloatArray:
-        """Times where el' = 0 in brackets with el'(a) > 0 >= el'(b).
+        """Times where d(sin el)/dt = 0 in brackets where it goes from + to -.
 
         The elevation peaks where the Earth-central angle is smallest (exactly so for a
         spherical Earth and constant radius), so the peak of the Hermite interpolant of
-        f_out is a guess within a few seconds; a secant through el' 2.5 s either
-        side of it lands within milliseconds. Brackets where that fails get Illinois.
+        f_out is a guess within a few seconds; a secant through d(sin el)/dt 2.5 s
+        either side of it lands within milliseconds (el' itself jumps at the zenith,
+        sin(el) does not). Brackets where that fails get Illinois.
         """
         n = len(cv)
         if n == 0:
@@ -850,10 +855,10 @@ class _Search:
         hi = np.clip(x0 + delta, ta, tb)
         sat = cv.sat
         both = self.eval(np.concatenate((sat, sat)), np.concatenate((lo, hi)))
-        f_lo, f_hi = both.elp[:n], both.elp[n:]
+        f_lo, f_hi = both.sinelp[:n], both.sinelp[n:]
         with np.errstate(divide="ignore", invalid="ignore"):
             x1 = lo - f_lo * (hi - lo) / (f_hi - f_lo)
-        # el' is close to linear over a few seconds around the peak, so a short
+        # d(sin el)/dt is close to linear over a few seconds around the peak, so a short
         # extrapolation is as good as an interpolation (errors of milliseconds).
         good = np.isfinite(x1) & (x1 > ta) & (x1 < tb) & (np.abs(x1 - x0) < 3.0 * delta)
         good &= f_lo > f_hi
@@ -861,7 +866,9 @@ class _Search:
         bad = np.flatnonzero(~good)
         if len(bad):
             sub = cv.select(bad)
-            result[bad] = self._illinois(sub.sat, sub.ta, sub.tb, sub.a.elp, sub.b.elp, "elp")
+            result[bad] = self._illinois(
+                sub.sat, sub.ta, sub.tb, sub.a.sinelp, sub.b.sinelp, "sinelp"
+            )
         return result
 
     def _newton(self, iv: _Intervals) -> FloatArray:
@@ -912,7 +919,7 @@ class _Search:
         fb_in: FloatArray,
         which: str,
     ) -> FloatArray:
-        """Root of a decreasing quantity (el' or g') with f(a) > 0 >= f(b): Illinois."""
+        """Root of a decreasing quantity (d sin(el)/dt or g') with f(a) > 0 >= f(b): Illinois."""
         a, b = ta.copy(), tb.copy()
         fa, fb = fa_in.copy(), fb_in.copy()
         side = np.zeros(len(a), dtype=np.int_)
@@ -931,7 +938,7 @@ class _Search:
             if not len(active):
                 break
             s = self.eval(sat[active], x)
-            fx = s.elp if which == "elp" else s.gp
+            fx = s.sinelp if which == "sinelp" else s.gp
             pos = fx > 0
             idx_pos, idx_neg = active[pos], active[~pos]
             # Illinois: halve the stale end's value when the same end is kept twice.
@@ -952,7 +959,7 @@ class _Search:
         return result
 
 
-_END_FIELDS = ("err", "f_out", "fp_out", "f_in", "fp_in", "g", "gp", "elp")
+_END_FIELDS = ("err", "f_out", "fp_out", "f_in", "fp_in", "g", "gp", "sinelp")
 _NE = len(_END_FIELDS)
 
 
@@ -1003,8 +1010,8 @@ class _End:
         return self.v[:, 6]
 
     @property
-    def elp(self) -> FloatArray:
-        """Elevation rate (rad/s)."""
+    def sinelp(self) -> FloatArray:
+        """Rate of sin(elevation) (1/s): smooth through the zenith."""
         return self.v[:, 7]
 
     @classmethod
