@@ -70,7 +70,7 @@ BoolArray = npt.NDArray[np.bool_]
 COARSE_STEP_S = 1440.0
 FINE_STEP_S = 20.0
 IN_STEP_S = 600.0
-ROOT_TOL_S = 1e-4
+ROOT_TOL_S = 5e-3  # on the Newton step: the root itself is then good to ~1e-6 s
 CULMINATION_TOL_S = 1e-2
 _MAX_ITER = 60
 _R_EARTH_WGS72_KM = 6378.135
@@ -693,13 +693,14 @@ class _Search:
                 parts_down.append(_Intervals.build(g_sel.sat, t_max[hit], g_sel.tb, m, g_sel.b))
         ups = _Intervals.concat(parts_up)
         downs = _Intervals.concat(parts_down)
-        t_up = self._newton(ups)
-        t_down = self._newton(downs)
+        t_up, el_up, az_up = self._newton(ups)
+        t_down, el_down, az_down = self._newton(downs)
         # Culminations: el' changes sign from + to - inside a kept interval.
         cul = (iv.a.sinelp > 0) & (iv.b.sinelp <= 0)
         cv = iv.select(cul)
         t_cul = self._culminations(cv)
-        el_cul = self.eval(cv.sat, t_cul).el
+        s_cul = self.eval(cv.sat, t_cul)
+        el_cul, az_cul = s_cul.el, s_cul.az
 
         # Pair AOS with LOS per satellite; a pass in view at either window edge is clipped.
         start_in = np.flatnonzero(s0.g[:, 0] > 0)
@@ -716,8 +717,11 @@ class _Search:
                 np.full(len(end_in), -2.0),
             )
         )
+        ev_el = np.concatenate((el_up, el_down, s0.el[start_in, 0], s0.el[end_in, -1]))
+        ev_az = np.concatenate((az_up, az_down, s0.az[start_in, 0], s0.az[end_in, -1]))
         order = np.lexsort((ev_t, ev_sat))
         ev_sat, ev_t, ev_kind = ev_sat[order], ev_t[order], ev_kind[order]
+        ev_el, ev_az = ev_el[order], ev_az[order]
         pair = np.flatnonzero((ev_kind[:-1] > 0) & (ev_kind[1:] < 0) & (ev_sat[:-1] == ev_sat[1:]))
         p_sat = ev_sat[pair].astype(np.intp)
         p_aos = ev_t[pair]
@@ -734,9 +738,10 @@ class _Search:
         c_idx = np.searchsorted(key_pass, cv.sat * scale + t_cul, side="right") - 1
         ok = c_idx >= 0
         ok[ok] &= (p_sat[c_idx[ok]] == cv.sat[ok]) & (t_cul[ok] <= p_los[c_idx[ok]])
-        c_idx, c_t, c_el = c_idx[ok], t_cul[ok], el_cul[ok]
+        c_idx, c_t, c_el, c_az = c_idx[ok], t_cul[ok], el_cul[ok], az_cul[ok]
         n_cul = np.bincount(c_idx, minlength=n)
         best_el = np.full(n, -np.inf)
+        best_az = np.zeros(n)
         best_t = p_aos.copy()
         ordr = np.lexsort((c_el, c_idx))
         last = (
@@ -745,15 +750,18 @@ class _Search:
             else np.empty(0, dtype=np.intp)
         )
         best_el[c_idx[ordr][last]] = c_el[ordr][last]
+        best_az[c_idx[ordr][last]] = c_az[ordr][last]
         best_t[c_idx[ordr][last]] = c_t[ordr][last]
 
-        edges = self.eval(np.concatenate((p_sat, p_sat)), np.concatenate((p_aos, p_los)))
-        el_aos, el_los = edges.el[:n], edges.el[n:]
-        # A clipped pass may peak at the window edge rather than at a culmination.
-        best_t = np.where(el_aos > best_el, p_aos, best_t)
-        best_el = np.maximum(best_el, el_aos)
-        best_t = np.where(el_los > best_el, p_los, best_t)
-        s_tca = self.eval(p_sat, best_t)
+        el_aos, el_los = ev_el[pair], ev_el[pair + 1]
+        az_aos, az_los = ev_az[pair], ev_az[pair + 1]
+        # A clipped pass may peak at the window edge rather than at a culmination (and a
+        # masked one at AOS or LOS when the mask hides the culmination).
+        for t_edge, el_edge, az_edge in ((p_aos, el_aos, az_aos), (p_los, el_los, az_los)):
+            higher = el_edge > best_el
+            best_t = np.where(higher, t_edge, best_t)
+            best_az = np.where(higher, az_edge, best_az)
+            best_el = np.where(higher, el_edge, best_el)
 
         norad = np.array(
             [self.pred.satellites[k].norad_id for k in range(len(self.pred.satellites))]
@@ -772,10 +780,10 @@ class _Search:
             p_aos.tolist(),
             p_los.tolist(),
             best_t.tolist(),
-            (s_tca.el * deg).tolist(),
-            (edges.az[:n] * deg).tolist(),
-            (s_tca.az * deg).tolist(),
-            (edges.az[n:] * deg).tolist(),
+            (best_el * deg).tolist(),
+            (az_aos * deg).tolist(),
+            (best_az * deg).tolist(),
+            (az_los * deg).tolist(),
             clip_start.tolist(),
             clip_end.tolist(),
         )
@@ -871,8 +879,12 @@ class _Search:
             )
         return result
 
-    def _newton(self, iv: _Intervals) -> FloatArray:
-        """Roots of g in brackets with a sign change: safeguarded Newton."""
+    def _newton(self, iv: _Intervals) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Roots of g in brackets with a sign change: safeguarded Newton.
+
+        Returns the roots and the elevation and azimuth at the last point evaluated,
+        which is within ROOT_TOL_S of the root (so no extra evaluation is needed).
+        """
         a = iv.ta.copy()
         b = iv.tb.copy()
         ga = iv.a.g.copy()
@@ -881,8 +893,11 @@ class _Search:
         x = np.where(use_a, iv.ta, iv.tb)
         gx = np.where(use_a, iv.a.g, iv.b.g)
         gpx = np.where(use_a, iv.a.gp, iv.b.gp)
+        elx = np.where(use_a, iv.a.el, iv.b.el)
+        azx = np.where(use_a, iv.a.az, iv.b.az)
         root = np.full(len(a), np.nan)
         active = np.arange(len(a))
+        sat = iv.sat
         for _ in range(_MAX_ITER):
             if not len(active):
                 break
@@ -898,7 +913,7 @@ class _Search:
             cand = cand[~done]
             if not len(active):
                 break
-            s = self.eval(iv.sat[active], cand)
+            s = self.eval(sat[active], cand)
             same_as_a = np.sign(s.g) == np.sign(ga[active])
             a[active] = np.where(same_as_a, cand, a[active])
             ga[active] = np.where(same_as_a, s.g, ga[active])
@@ -906,9 +921,11 @@ class _Search:
             x[active] = cand
             gx[active] = s.g
             gpx[active] = s.gp
+            elx[active] = s.el
+            azx[active] = s.az
         leftover = np.isnan(root)
         root[leftover] = 0.5 * (a[leftover] + b[leftover])
-        return root
+        return root, elx, azx
 
     def _illinois(
         self,
@@ -959,7 +976,7 @@ class _Search:
         return result
 
 
-_END_FIELDS = ("err", "f_out", "fp_out", "f_in", "fp_in", "g", "gp", "sinelp")
+_END_FIELDS = ("err", "f_out", "fp_out", "f_in", "fp_in", "g", "gp", "sinelp", "el", "az")
 _NE = len(_END_FIELDS)
 
 
@@ -1013,6 +1030,16 @@ class _End:
     def sinelp(self) -> FloatArray:
         """Rate of sin(elevation) (1/s): smooth through the zenith."""
         return self.v[:, 7]
+
+    @property
+    def el(self) -> FloatArray:
+        """Elevation (rad)."""
+        return self.v[:, 8]
+
+    @property
+    def az(self) -> FloatArray:
+        """Azimuth (rad)."""
+        return self.v[:, 9]
 
     @classmethod
     def of(cls, s: _Samples, idx: IntArray) -> _End:
