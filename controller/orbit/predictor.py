@@ -907,7 +907,7 @@ class _Search:
             aa, bb = a[active], b[active]
             ok = np.isfinite(cand) & (cand > aa) & (cand < bb)
             cand = np.where(ok, cand, 0.5 * (aa + bb))
-            done = (ok & (np.abs(step) < ROOT_TOL_S)) | ((bb - aa) < ROOT_TOL_S)
+            done = (ok & (np.abs(step) < ROOT_TOL_S)) | ((bb - aa) < 0.02 * ROOT_TOL_S)
             root[active[done]] = cand[done]
             active = active[~done]
             cand = cand[~done]

@@ -48,7 +48,7 @@ from firmware_bridge.protocols.easycomm import (
     Version,
 )
 
-CAPTURES = Path("/work/shared/protocols/captures")
+CAPTURES = Path(__file__).resolve().parents[2] / "seeds" / "transcripts"
 _RECORD = re.compile(r"^\s*(\d+\.\d+) (RX|TX|--) ((?:[0-9a-f]{2} )+)\s*(b['\"].*)$")
 
 ONE, TWO, THREE = EasycommVariant.I, EasycommVariant.II, EasycommVariant.III

@@ -39,7 +39,7 @@ from firmware_bridge.protocols.gs232 import (
     SetSpeed,
 )
 
-CAPTURES = Path("/work/shared/protocols/captures")
+CAPTURES = Path(__file__).resolve().parents[2] / "seeds" / "transcripts"
 _RECORD = re.compile(r"^\s*(\d+\.\d+) (RX|TX|--) ((?:[0-9a-f]{2} )+)\s*(b['\"].*)$")
 
 A, B = Gs232Variant.A, Gs232Variant.B

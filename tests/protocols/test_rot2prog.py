@@ -28,7 +28,7 @@ from firmware_bridge.protocols.base import (
 )
 from firmware_bridge.protocols.rot2prog import SpidDevice, SpidHost, SpidPosition, SpidVariant
 
-CAPTURES = Path("/work/shared/protocols/captures")
+CAPTURES = Path(__file__).resolve().parents[2] / "seeds" / "transcripts"
 _RECORD = re.compile(r"^\s*(\d+\.\d+) (RX|TX|--) ((?:[0-9a-f]{2} )+)\s*(b['\"].*)$")
 
 ROT2, ROT1, MD01 = SpidVariant.ROT2PROG, SpidVariant.ROT1PROG, SpidVariant.MD01

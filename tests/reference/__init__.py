@@ -1,0 +1,1 @@
+"""Independent reference computations (skyfield) used to produce and check golden files."""
