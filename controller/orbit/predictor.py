@@ -57,6 +57,7 @@ __all__ = [
     "LookAngles",
     "Pass",
     "PassPredictor",
+    "PassTable",
     "PredictionResult",
     "SatelliteLike",
     "SatelliteProblem",
@@ -174,12 +175,117 @@ class SatelliteProblem:
 
 
 @dataclass(frozen=True)
+class PassTable:
+    """Passes as columns (numpy arrays), sorted by AOS then NORAD id.
+
+    Times are seconds after ``start``. This is what the search produces; consumers that
+    work on the whole constellation (the scheduler) use it directly, and
+    :meth:`to_passes` builds :class:`Pass` objects (which costs more than the search).
+    """
+
+    start: datetime
+    span_s: float
+    names: tuple[str, ...]
+    norad_id: npt.NDArray[np.int_]
+    aos_s: FloatArray
+    tca_s: FloatArray
+    los_s: FloatArray
+    max_el_deg: FloatArray
+    aos_az_deg: FloatArray
+    tca_az_deg: FloatArray
+    los_az_deg: FloatArray
+    clipped_start: BoolArray
+    clipped_end: BoolArray
+    culminations: dict[int, list[tuple[float, float]]]
+
+    def __len__(self) -> int:
+        return len(self.aos_s)
+
+    @classmethod
+    def empty(cls, start: datetime, span_s: float) -> PassTable:
+        """A table with no passes."""
+        z = np.empty(0)
+        zb = np.empty(0, dtype=bool)
+        return cls(start, span_s, (), np.empty(0, dtype=np.int_), z, z, z, z, z, z, z, zb, zb, {})
+
+    def to_passes(self) -> list[Pass]:
+        """Materialise the rows as Pass objects (aware UTC datetimes)."""
+        start = self.start
+        span_end = start + timedelta(seconds=self.span_s)
+        unix0 = start.timestamp()
+        span_s = self.span_s
+
+        def at(t_s: float) -> datetime:
+            # Clipped edges are the window's own instants, exactly.
+            if t_s <= 0.0:
+                return start
+            if t_s >= span_s:
+                return span_end
+            # fromtimestamp is twice as fast as start + timedelta(...) and exact to 1 us.
+            return datetime.fromtimestamp(unix0 + t_s, UTC)
+
+        out: list[Pass] = []
+        rows = zip(
+            self.norad_id.tolist(),
+            self.names,
+            self.aos_s.tolist(),
+            self.tca_s.tolist(),
+            self.los_s.tolist(),
+            self.max_el_deg.tolist(),
+            self.aos_az_deg.tolist(),
+            self.tca_az_deg.tolist(),
+            self.los_az_deg.tolist(),
+            self.clipped_start.tolist(),
+            self.clipped_end.tolist(),
+            strict=True,
+        )
+        for i, (nid, name, t_a, t_t, t_l, mx, az_a, az_t, az_l, c_s, c_e) in enumerate(rows):
+            flags: list[str] = []
+            if c_s:
+                flags.append("clipped_start")
+            if c_e:
+                flags.append("clipped_end")
+            culs = self.culminations.get(i)
+            if culs:
+                flags.append("multiple_culminations")
+            tca = at(t_t)
+            out.append(
+                Pass(
+                    norad_id=nid,
+                    name=name,
+                    aos=at(t_a),
+                    tca=tca,
+                    los=at(t_l),
+                    max_el_deg=mx,
+                    aos_az_deg=az_a,
+                    tca_az_deg=az_t,
+                    los_az_deg=az_l,
+                    flags=tuple(flags),
+                    culminations=(
+                        tuple((at(t_c), e_c) for t_c, e_c in culs) if culs else ((tca, mx),)
+                    ),
+                )
+            )
+        return out
+
+
 class PredictionResult:
     """Passes sorted by AOS (then NORAD id) and per-satellite problems."""
 
-    passes: list[Pass]
-    problems: list[SatelliteProblem]
-    samples: int = 0
+    def __init__(
+        self, table: PassTable, problems: list[SatelliteProblem], samples: int = 0
+    ) -> None:
+        self.table = table
+        self.problems = problems
+        self.samples = samples
+        self._passes: list[Pass] | None = None
+
+    @property
+    def passes(self) -> list[Pass]:
+        """The passes as objects (built on first access from :attr:`table`)."""
+        if self._passes is None:
+            self._passes = self.table.to_passes()
+        return self._passes
 
 
 @dataclass(frozen=True)
@@ -316,6 +422,7 @@ class PassPredictor:
         self.dut1_s = float(dut1_s)
         self._satrecs = [s.satrec for s in self.satellites]
         self._index = {s.norad_id: i for i, s in enumerate(self.satellites)}
+        self._names = [s.name for s in self.satellites]
         self._array = SatrecArray(self._satrecs) if self._satrecs else None
         self._bounds = np.array([_orbit_bounds(s) for s in self._satrecs]).reshape(-1, 3)
 
@@ -395,7 +502,7 @@ class PassPredictor:
         if span_s <= 0:
             raise ValueError(f"end {iso_z(end)} is not after start {iso_z(start)}")
         if not self._satrecs:
-            return PredictionResult([], [])
+            return PredictionResult(PassTable.empty(start, span_s), [])
         geo = _Geometry(station)
         jd0, fr0 = self._jd_parts(start)
         search = _Search(self, geo, jd0, fr0, span_s, progress)
@@ -674,10 +781,14 @@ class _Search:
             if not np.any(split):
                 break
             iv = self._split(iv.select(split), proven_in[split])
-        passes = self._assemble(start, _Intervals.concat(kept), s0) if kept else []
+        table = (
+            self._assemble(start, _Intervals.concat(kept), s0)
+            if kept
+            else PassTable.empty(start, self.span_s)
+        )
         if self.progress is not None:
             self.progress(1.0)
-        return PredictionResult(passes, problems, self.samples)
+        return PredictionResult(table, problems, self.samples)
 
     def _problems(
         self, start: datetime, t_grid: FloatArray, err: npt.NDArray[np.int_]
@@ -699,7 +810,7 @@ class _Search:
         return out
 
     # -- phase 2: roots and assembly ------------------------------------------
-    def _assemble(self, start: datetime, iv: _Intervals, s0: _Samples) -> list[Pass]:
+    def _assemble(self, start: datetime, iv: _Intervals, s0: _Samples) -> PassTable:
         ga, gb = iv.a.g, iv.b.g
         up = (ga <= 0) & (gb > 0)
         down = (ga > 0) & (gb <= 0)
@@ -755,7 +866,7 @@ class _Search:
         clip_end = ev_kind[pair + 1] == -2.0
         n = len(pair)
         if n == 0:
-            return []
+            return PassTable.empty(start, self.span_s)
 
         # Assign culminations to passes (passes are sorted by satellite, then AOS).
         scale = self.span_s + 10.0
@@ -788,77 +899,37 @@ class _Search:
             best_az = np.where(higher, az_edge, best_az)
             best_el = np.where(higher, el_edge, best_el)
 
-        norad = np.array(
-            [self.pred.satellites[k].norad_id for k in range(len(self.pred.satellites))]
-        )
+        norad = np.array([sat.norad_id for sat in self.pred.satellites], dtype=np.int_)
         final = np.lexsort((norad[p_sat], p_aos))
-        cul_by_pass: dict[int, list[tuple[float, float]]] = {}
-        multi = np.flatnonzero(n_cul > 1)
-        if len(multi):
-            multi_set = set(multi.tolist())
+        rank = np.empty(n, dtype=np.intp)
+        rank[final] = np.arange(n)
+        culminations: dict[int, list[tuple[float, float]]] = {}
+        if np.any(n_cul > 1):
+            multi = set(np.flatnonzero(n_cul > 1).tolist())
+            deg_c = 180.0 / math.pi
             for i_p, t_c, e_c in zip(c_idx.tolist(), c_t.tolist(), c_el.tolist(), strict=True):
-                if i_p in multi_set:
-                    cul_by_pass.setdefault(i_p, []).append((t_c, e_c))
+                if i_p in multi:
+                    culminations.setdefault(int(rank[i_p]), []).append((t_c, e_c * deg_c))
+            for lst in culminations.values():
+                lst.sort()
         deg = 180.0 / math.pi
-        cols = (
-            p_sat.tolist(),
-            p_aos.tolist(),
-            p_los.tolist(),
-            best_t.tolist(),
-            (best_el * deg).tolist(),
-            (az_aos * deg).tolist(),
-            (best_az * deg).tolist(),
-            (az_los * deg).tolist(),
-            clip_start.tolist(),
-            clip_end.tolist(),
+        names = self.pred._names
+        return PassTable(
+            start=start,
+            span_s=self.span_s,
+            names=tuple(names[k] for k in p_sat[final].tolist()),
+            norad_id=norad[p_sat][final],
+            aos_s=p_aos[final],
+            tca_s=best_t[final],
+            los_s=p_los[final],
+            max_el_deg=best_el[final] * deg,
+            aos_az_deg=az_aos[final] * deg,
+            tca_az_deg=best_az[final] * deg,
+            los_az_deg=az_los[final] * deg,
+            clipped_start=clip_start[final],
+            clipped_end=clip_end[final],
+            culminations=culminations,
         )
-        rows = list(zip(*cols, strict=True))
-        sats = self.pred.satellites
-        out: list[Pass] = []
-        unix0 = start.timestamp()
-
-        span_end = start + timedelta(seconds=self.span_s)
-
-        def at(t_s: float) -> datetime:
-            # Clipped edges are the window's own instants, exactly.
-            if t_s <= 0.0:
-                return start
-            if t_s >= self.span_s:
-                return span_end
-            # fromtimestamp is twice as fast as start + timedelta(...) and exact to 1 us.
-            return datetime.fromtimestamp(unix0 + t_s, UTC)
-
-        for i in final.tolist():
-            k, aos_t, los_t, tca_t, max_el, az_a, az_t, az_l, c_s, c_e = rows[i]
-            flags: list[str] = []
-            if c_s:
-                flags.append("clipped_start")
-            if c_e:
-                flags.append("clipped_end")
-            culs = cul_by_pass.get(i)
-            if culs:
-                flags.append("multiple_culminations")
-            tca_dt = at(tca_t)
-            out.append(
-                Pass(
-                    norad_id=sats[k].norad_id,
-                    name=sats[k].name,
-                    aos=at(aos_t),
-                    tca=tca_dt,
-                    los=at(los_t),
-                    max_el_deg=max_el,
-                    aos_az_deg=az_a,
-                    tca_az_deg=az_t,
-                    los_az_deg=az_l,
-                    flags=tuple(flags),
-                    culminations=(
-                        tuple((at(t_c), e_c * deg) for t_c, e_c in sorted(culs))
-                        if culs
-                        else ((tca_dt, max_el),)
-                    ),
-                )
-            )
-        return out
 
     def _culminations(self, cv: _Intervals) -> FloatArray:
         """Times where d(sin el)/dt = 0 in brackets where it goes from + to -.
