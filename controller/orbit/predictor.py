@@ -729,37 +729,58 @@ class _Search:
         keep[1:] = (rows[1:] != rows[:-1]) | (times[1:] - times[:-1] > guard)
         rows, times = rows[keep], times[keep]
         new = self.eval(sp.sat[rows], times)
-        new_end = _End.of(new, np.arange(len(rows)))
-        # Points per row in time order: original start, cuts..., original end.
+        new_v = np.stack([getattr(new, f) for f in _END_FIELDS], axis=-1).astype(float)
+        # Each row r becomes cnt[r] + 1 intervals: start -> cut_1 -> ... -> cut_k -> end.
+        # Cuts are sorted by (row, time) already, so positions follow from counts alone.
         n = len(h)
-        pt_row = np.concatenate((np.arange(n), rows, np.arange(n)))
-        pt_t = np.concatenate((sp.ta, times, sp.tb))
-        pt_end = np.concatenate((sp.a.v, new_end.v, sp.b.v))
-        order = np.lexsort((pt_t, pt_row))
-        pt_row, pt_t = pt_row[order], pt_t[order]
-        pt_end = pt_end[order]
-        first = np.flatnonzero(pt_row[1:] == pt_row[:-1])
-        sat = sp.sat
-        return _Intervals(
-            np.column_stack(
-                (sat[pt_row[first]], pt_t[first], pt_t[first + 1], pt_end[first], pt_end[first + 1])
-            )
-        )
+        cnt = np.bincount(rows, minlength=n)
+        pieces = cnt + 1
+        first_piece = np.concatenate(([0], np.cumsum(pieces)[:-1]))
+        m = int(pieces.sum())
+        rank = np.arange(len(rows)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        # Left ends: the row start for piece 0, else cut (rank); right ends: cut or row end.
+        left_t = np.empty(m)
+        right_t = np.empty(m)
+        left_v = np.empty((m, _NE))
+        right_v = np.empty((m, _NE))
+        left_t[first_piece] = sp.ta
+        left_v[first_piece] = sp.a.v
+        last_piece = first_piece + cnt
+        right_t[last_piece] = sp.tb
+        right_v[last_piece] = sp.b.v
+        cut_left = first_piece[rows] + rank + 1  # the piece that starts at this cut
+        left_t[cut_left] = times
+        left_v[cut_left] = new_v
+        right_t[cut_left - 1] = times
+        right_v[cut_left - 1] = new_v
+        out = np.empty((m, 3 + 2 * _NE))
+        out[:, 0] = np.repeat(sp.sat, pieces)
+        out[:, 1] = left_t
+        out[:, 2] = right_t
+        out[:, 3 : 3 + _NE] = left_v
+        out[:, 3 + _NE :] = right_v
+        return _Intervals(out)
 
     def run(self, start: datetime) -> PredictionResult:
         """Bracket, refine and assemble the passes."""
         t_grid, s0 = self._coarse()
-        nsat, nt = s0.g.shape
-        sat_grid = np.repeat(np.arange(nsat), nt - 1)
-        ta = np.tile(t_grid[:-1], nsat)
-        tb = np.tile(t_grid[1:], nsat)
+        # Most coarse intervals are far from visibility: drop them with the quadratic
+        # bound on the grid itself before building interval rows for the rest.
+        h0 = np.diff(t_grid)[None, :]
+        quad0 = self.k2[:, None] * h0 * h0 / 8.0
+        fa, fb = s0.f_out[:, :-1], s0.f_out[:, 1:]
+        fpa, fpb = s0.fp_out[:, :-1], s0.fp_out[:, 1:]
+        hi0 = np.maximum(
+            np.maximum(fa, fb), np.maximum(fa + fpa * h0 / 2.0, fb - fpb * h0 / 2.0) + quad0
+        )
+        sat_idx, col = np.nonzero(hi0 >= 0.0)
         g3 = _End.grid(s0)
         iv = _Intervals.build(
-            sat_grid,
-            ta,
-            tb,
-            _End(g3[:, :-1].reshape(-1, _NE)),
-            _End(g3[:, 1:].reshape(-1, _NE)),
+            sat_idx,
+            t_grid[col],
+            t_grid[col + 1],
+            _End(g3[sat_idx, col]),
+            _End(g3[sat_idx, col + 1]),
         )
         problems = self._problems(start, t_grid, s0.err)
         kept: list[_Intervals] = []
