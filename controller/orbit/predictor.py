@@ -687,8 +687,8 @@ class _Search:
         normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
         turn = np.arccos(np.clip(np.sum(normal[:, 1:] * normal[:, :-1], axis=-1), -1.0, 1.0))
         dt_p = np.diff(t_p)
-        # A satellite whose propagation failed has NaN normals: give it a huge rate so
-        # the prefilter never skips it (its errors are then reported by the grid).
+        # A satellite whose propagation failed has NaN normals, hence NaN angles, which
+        # never count as proven out (its errors are then found and reported on the grid).
         rate_n = np.max(np.where(np.isfinite(turn), turn, 1.0) / dt_p, axis=1)
         # Interpolate the normal onto the grid (linear, renormalised).
         j = np.clip(np.searchsorted(t_p, t, side="right") - 1, 0, n_p - 1)
