@@ -42,7 +42,8 @@ EXIT_CONFIG = 78
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 SEEDS_DIR = _REPO_ROOT / "seeds"
 
-err_console = Console(stderr=True)
+# soft_wrap: a problem line (file:line: satellite: reason) is never broken by width.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
