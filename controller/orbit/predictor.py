@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -74,11 +74,12 @@ PLANE_STEP_S = 21600.0
 PLANE_MARGIN_RAD = math.radians(0.5)
 FINE_STEP_S = 20.0
 IN_STEP_S = 600.0
-ROOT_TOL_S = 5e-3  # on the Newton step: the root itself is then good to ~1e-6 s
-CULMINATION_TOL_S = 1e-2
+ROOT_TOL_S = 0.02  # on the Newton step: the root itself is then good to ~1e-6 s
+CULMINATION_TOL_S = 1e-3
 _MAX_ITER = 60
 _R_EARTH_WGS72_KM = 6378.135
 _MU_KM3_S2 = 398600.8
+_J2 = 0.001082616
 _UNIX_JD = 2440587.5
 _DAY_S = 86400.0
 _FAST_SGP4 = hasattr(Satrec, "_sgp4")
@@ -332,26 +333,13 @@ class _Samples:
     el: FloatArray
     elp: FloatArray
     sinelp: FloatArray
+    sinelpp: FloatArray
     az: FloatArray
     range_km: FloatArray
     range_rate: FloatArray
 
 
-_SAMPLE_FIELDS = (
-    "err",
-    "f_out",
-    "fp_out",
-    "f_in",
-    "fp_in",
-    "g",
-    "gp",
-    "el",
-    "elp",
-    "sinelp",
-    "az",
-    "range_km",
-    "range_rate",
-)
+_SAMPLE_FIELDS = tuple(f.name for f in fields(_Samples))
 # Values of grid points never propagated (their intervals are proven out): invisible.
 _GRID_DEFAULTS = {"f_out": -4.0, "f_in": -4.0, "g": -math.pi, "el": -math.pi / 2}
 
@@ -416,6 +404,29 @@ class _Geometry:
             # where el itself has a cusp; culminations are roots of this one.
             sinelp = (du * rng - u * rr) / (rng * rng)
             azp = np.where(horiz2 > 0, (de * n - e * dn) / horiz2, 0.0)
+        # Second derivative of sin(el), for Newton on culminations: acceleration from
+        # gravity (two-body + J2, axisymmetric so the same in the Earth-fixed frame)
+        # plus the rotating frame's Coriolis and centrifugal terms.
+        rn2 = np.sum(r * r, axis=-1)
+        rn1 = np.sqrt(rn2)
+        z2 = (r[..., 2] * r[..., 2]) / rn2
+        k0 = -_MU_KM3_S2 / (rn2 * rn1)
+        kj = 1.5 * _J2 * (_R_EARTH_WGS72_KM * _R_EARTH_WGS72_KM) / rn2
+        w = EARTH_ROTATION_RAD_S
+        ax = (
+            k0 * r[..., 0] * (1.0 + kj * (1.0 - 5.0 * z2)) + 2.0 * w * v[..., 1] + w * w * r[..., 0]
+        )
+        ay = (
+            k0 * r[..., 1] * (1.0 + kj * (1.0 - 5.0 * z2)) - 2.0 * w * v[..., 0] + w * w * r[..., 1]
+        )
+        az_ = k0 * r[..., 2] * (1.0 + kj * (3.0 - 5.0 * z2))
+        up = self.axes[2]
+        upp = ax * up[0] + ay * up[1] + az_ * up[2]
+        v2 = np.sum(v * v, axis=-1)
+        rho_a = rho[..., 0] * ax + rho[..., 1] * ay + rho[..., 2] * az_
+        rrp = (v2 + rho_a - rr * rr) / rng
+        sinelpp = upp / rng - 2.0 * du * rr / (rng * rng) - u * rrp / (rng * rng)
+        sinelpp = sinelpp + 2.0 * u * rr * rr / (rng * rng * rng)
         az = np.mod(np.arctan2(e, n), 2.0 * np.pi)
         mask_el, mask_slope = self.mask.el_rad(az)
         g = el - mask_el
@@ -440,7 +451,9 @@ class _Geometry:
             f_out = np.where(bad, -4.0, f_out)
             f_in = np.where(bad, -4.0, f_in)
             g = np.where(bad, -np.pi, g)
-        return _Samples(err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, sinelp, az, rng, rr)
+        return _Samples(
+            err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, sinelp, sinelpp, az, rng, rr
+        )
 
 
 class PassPredictor:
@@ -651,6 +664,14 @@ class _Search:
         r_max = pred._bounds[:, 3]
         ratio = np.clip(geo.radius_km * math.cos(geo.el_lo) / r_max, -1.0, 1.0)
         self.lam_out = np.arccos(ratio) - geo.el_lo
+        # With a flat mask, a near-circular orbit whose period is over three coarse steps
+        # has one elevation maximum per pass and passes an orbit apart, so no coarse
+        # interval can hold more than one maximum: an interval with the satellite up at
+        # an end contains at most one mask crossing, and the elevation cannot dip below
+        # the mask between two ends that are both up.
+        ecc = np.array([float(rec.ecco) for rec in pred._satrecs])
+        period_s = np.array([2.0 * math.pi / float(rec.no_kozai) * 60.0 for rec in pred._satrecs])
+        self.single_peak = geo.mask.is_flat & (ecc < 0.1) & (period_s > 3.0 * COARSE_STEP_S)
 
     def eval(self, sat: IntArray, t: FloatArray) -> _Samples:
         """Evaluate pairs, counting the work."""
@@ -893,7 +914,11 @@ class _Search:
             proven_in = (lo_in > 0.0) & ~bad
             short_in = proven_in & (h <= IN_STEP_S + 1e-6)
             fine = (h <= FINE_STEP_S + 1e-6) & ~bad
-            keep = ~out & (short_in | fine)
+            # Single-peak satellites: an interval with the satellite above the mask at
+            # either end holds at most one crossing (see _Search.single_peak), so it is
+            # a bracket as it is, however long.
+            sure = self.single_peak[iv.sat] & ((iv.a.g > 0) | (iv.b.g > 0)) & ~bad
+            keep = ~out & (short_in | fine | sure)
             split = ~out & ~keep
             if np.any(keep):
                 kept.append(iv.select(keep))
@@ -960,9 +985,7 @@ class _Search:
         # Culminations: el' changes sign from + to - inside a kept interval.
         cul = (iv.a.sinelp > 0) & (iv.b.sinelp <= 0)
         cv = iv.select(cul)
-        t_cul = self._culminations(cv)
-        s_cul = self.eval(cv.sat, t_cul)
-        el_cul, az_cul = s_cul.el, s_cul.az
+        t_cul, el_cul, az_cul = self._culminations(cv)
 
         # Pair AOS with LOS per satellite; a pass in view at either window edge is clipped.
         start_in = np.flatnonzero(s0.g[:, 0] > 0)
@@ -1057,49 +1080,65 @@ class _Search:
             culminations=culminations,
         )
 
-    def _culminations(self, cv: _Intervals) -> FloatArray:
-        """Times where d(sin el)/dt = 0 in brackets where it goes from + to -.
+    def _culminations(self, cv: _Intervals) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Culminations: roots of d(sin el)/dt where it goes from + to -, with el and az.
 
         The elevation peaks where the Earth-central angle is smallest (exactly so for a
         spherical Earth and constant radius), so the peak of the Hermite interpolant of
-        f_out is a guess within a few seconds; a secant through d(sin el)/dt 2.5 s
-        either side of it lands within milliseconds (el' itself jumps at the zenith,
-        sin(el) does not). Brackets where that fails get Illinois.
+        f_out is the first guess. Newton on d(sin el)/dt then uses the analytic second
+        derivative (gravity with J2 plus the rotating-frame terms; sin(el) is smooth
+        through the zenith where el itself has a cusp), safeguarded by the bracket. The
+        reported culmination is the last evaluated point, within CULMINATION_TOL_S of the
+        root, so its elevation and azimuth come with it.
         """
         n = len(cv)
         if n == 0:
-            return np.empty(0)
-        ta, tb = cv.ta, cv.tb
-        h = tb - ta
-        a, b, c, _ = _hermite(cv.a.f_out, cv.a.fp_out, cv.b.f_out, cv.b.fp_out, h)
+            z = np.empty(0)
+            return z, z, z
+        a, b = cv.ta.copy(), cv.tb.copy()
+        h = b - a
+        ca, cb, cc, _ = _hermite(cv.a.f_out, cv.a.fp_out, cv.b.f_out, cv.b.fp_out, h)
         with np.errstate(divide="ignore", invalid="ignore"):
-            disc = b * b - 3.0 * a * c
-            lin = np.abs(a) < 1e-15
+            disc = cb * cb - 3.0 * ca * cc
+            lin = np.abs(ca) < 1e-15
             s_peak = np.where(
-                lin, -c / (2.0 * b), (-b - np.sqrt(np.maximum(disc, 0.0))) / (3.0 * a)
+                lin, -cc / (2.0 * cb), (-cb - np.sqrt(np.maximum(disc, 0.0))) / (3.0 * ca)
             )
         ok = np.isfinite(s_peak) & (s_peak > 0.0) & (s_peak < 1.0)
-        x0 = np.where(ok, ta + s_peak * h, 0.5 * (ta + tb))
-        delta = 2.5
-        lo = np.clip(x0 - delta, ta, tb)
-        hi = np.clip(x0 + delta, ta, tb)
+        x = np.where(ok, a + s_peak * h, 0.5 * (a + b))
+        t_out = np.full(n, np.nan)
+        el_out = np.zeros(n)
+        az_out = np.zeros(n)
+        active = np.arange(n)
         sat = cv.sat
-        both = self.eval(np.concatenate((sat, sat)), np.concatenate((lo, hi)))
-        f_lo, f_hi = both.sinelp[:n], both.sinelp[n:]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x1 = lo - f_lo * (hi - lo) / (f_hi - f_lo)
-        # d(sin el)/dt is close to linear over a few seconds around the peak, so a short
-        # extrapolation is as good as an interpolation (errors of milliseconds).
-        good = np.isfinite(x1) & (x1 > ta) & (x1 < tb) & (np.abs(x1 - x0) < 3.0 * delta)
-        good &= f_lo > f_hi
-        result = np.where(good, x1, np.nan)
-        bad = np.flatnonzero(~good)
-        if len(bad):
-            sub = cv.select(bad)
-            result[bad] = self._illinois(
-                sub.sat, sub.ta, sub.tb, sub.a.sinelp, sub.b.sinelp, "sinelp"
+        for _ in range(_MAX_ITER):
+            if not len(active):
+                break
+            s = self.eval(sat[active], x[active])
+            f, fp = s.sinelp, s.sinelpp
+            pos = f > 0
+            a[active] = np.where(pos, x[active], a[active])
+            b[active] = np.where(pos, b[active], x[active])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = -f / fp
+            cand = x[active] + step
+            aa, bb = a[active], b[active]
+            newton_ok = np.isfinite(cand) & (fp < 0) & (cand > aa) & (cand < bb)
+            done = (newton_ok & (np.abs(step) < CULMINATION_TOL_S)) | (
+                (bb - aa) < CULMINATION_TOL_S
             )
-        return result
+            idx = active[done]
+            t_out[idx] = x[idx]
+            el_out[idx] = s.el[done]
+            az_out[idx] = s.az[done]
+            x[active] = np.where(newton_ok, cand, 0.5 * (aa + bb))
+            active = active[~done]
+        if len(active):
+            # Not converged within _MAX_ITER (never seen): take the bracket's middle.
+            x_mid = 0.5 * (a[active] + b[active])
+            s = self.eval(sat[active], x_mid)
+            t_out[active], el_out[active], az_out[active] = x_mid, s.el, s.az
+        return t_out, el_out, az_out
 
     def _newton(self, iv: _Intervals) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Roots of g in brackets with a sign change: safeguarded Newton.
@@ -1120,6 +1159,48 @@ class _Search:
         root = np.full(len(a), np.nan)
         active = np.arange(len(a))
         sat = iv.sat
+        # Long brackets: first jump to a predicted root. The elevation over a long
+        # bracket is far from cubic, but the central-angle functions are smooth: the
+        # mean of the f_out and f_in crossings (elevation thresholds just below and just
+        # above the mask) lands within seconds. The cubic of g is the fallback.
+        long_b = np.flatnonzero((b - a) > FINE_STEP_S)
+        if len(long_b):
+            hl = (b - a)[long_b]
+            rising = iv.b.g[long_b] > iv.a.g[long_b]
+            guess = 0.5 * (a[long_b] + b[long_b])
+            found = np.zeros(len(long_b), dtype=bool)
+            rows, s_root = _hermite_roots(
+                iv.a.g[long_b], iv.a.gp[long_b], iv.b.g[long_b], iv.b.gp[long_b], hl
+            )
+            guess[rows] = a[long_b][rows] + s_root * hl[rows]
+            total = np.zeros(len(long_b))
+            count = np.zeros(len(long_b))
+            for fa, fpa, fb, fpb in (
+                (iv.a.f_out, iv.a.fp_out, iv.b.f_out, iv.b.fp_out),
+                (iv.a.f_in, iv.a.fp_in, iv.b.f_in, iv.b.fp_in),
+            ):
+                fa_l, fpa_l, fb_l, fpb_l = fa[long_b], fpa[long_b], fb[long_b], fpb[long_b]
+                rows, s_root = _hermite_roots(fa_l, fpa_l, fb_l, fpb_l, hl)
+                ca, cb, cc, _ = _hermite(fa_l[rows], fpa_l[rows], fb_l[rows], fpb_l[rows], hl[rows])
+                slope_up = (3.0 * ca * s_root + 2.0 * cb) * s_root + cc > 0
+                match = slope_up == rising[rows]
+                np.add.at(
+                    total, rows[match], a[long_b][rows[match]] + s_root[match] * hl[rows[match]]
+                )
+                np.add.at(count, rows[match], 1.0)
+            found = count > 0
+            guess[found] = total[found] / count[found]
+            guess = np.clip(guess, a[long_b] + 1e-3, b[long_b] - 1e-3)
+            s = self.eval(sat[long_b], guess)
+            same_as_a = np.sign(s.g) == np.sign(ga[long_b])
+            a[long_b] = np.where(same_as_a, guess, a[long_b])
+            ga[long_b] = np.where(same_as_a, s.g, ga[long_b])
+            b[long_b] = np.where(same_as_a, b[long_b], guess)
+            x[long_b] = guess
+            gx[long_b] = s.g
+            gpx[long_b] = s.gp
+            elx[long_b] = s.el
+            azx[long_b] = s.az
         for _ in range(_MAX_ITER):
             if not len(active):
                 break
