@@ -1,0 +1,1 @@
+"""HAL tests: drivers against their simulator twins, faults, and real Hamlib peers."""
