@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from controller.config import ConfigError, load_config, load_station_list
+from controller.logs import configure_logging
 from controller.orbit.catalog import Catalog
 from controller.orbit.predictor import Pass, PassPredictor, PredictionResult, Station, iso_z
 from firmware_bridge.clock import SystemClock
@@ -32,6 +33,22 @@ app = typer.Typer(
 )
 seeds_app = typer.Typer(help="The frozen seed scenario (constellation, stations, fixtures).")
 app.add_typer(seeds_app, name="seeds")
+sim_app = typer.Typer(help="Simulator twins of the supported devices, for other programs.")
+app.add_typer(sim_app, name="sim")
+
+
+@app.callback()
+def _setup(
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error (to stderr).")
+    ] = "warning",
+) -> None:
+    """Ground-station satellite link controller: passes, tracking, telemetry."""
+    try:
+        configure_logging(log_level)
+    except ValueError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+
 
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
@@ -344,6 +361,80 @@ def demo(
         "[dim](passes above 30° at the first station; "
         "`groundlink passes --help` for the full list)[/]"
     )
+
+
+def _parse_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65534:
+        raise _fail(f"--tcp {text!r}: expected HOST:PORT, e.g. 127.0.0.1:4533", EXIT_USAGE)
+    return host, int(port)
+
+
+@sim_app.command("serve")
+def sim_serve(
+    rotator: Annotated[
+        str | None, typer.Option(help="Rotator twin: gs232a, gs232b, easycomm2, rot2prog, ...")
+    ] = None,
+    radio: Annotated[str | None, typer.Option(help="Radio twin: ic9700, ic910, rigctld.")] = None,
+    pty: Annotated[
+        bool, typer.Option("--pty", help="Serve each twin on a pseudo-terminal.")
+    ] = False,
+    tcp: Annotated[
+        str | None, typer.Option(help="Serve on TCP HOST:PORT (radio on PORT+1).")
+    ] = None,
+    slew_az: Annotated[
+        float | None, typer.Option("--slew-az", help="Azimuth slew rate, deg/s.")
+    ] = None,
+    slew_el: Annotated[
+        float | None, typer.Option("--slew-el", help="Elevation slew rate, deg/s.")
+    ] = None,
+) -> None:
+    """Serve simulator twins in real time until SIGINT/SIGTERM.
+
+    The first line on stdout is one JSON object naming the endpoints, e.g.
+    {"rotator": "/dev/pts/5", "radio": "/dev/pts/6"}.
+    """
+    import asyncio
+    import signal
+
+    from firmware_bridge.drivers.base import driver_names
+    from firmware_bridge.simulators.serve import serve_simulators
+
+    if rotator is None and radio is None:
+        raise _fail("name at least one of --rotator and --radio", EXIT_USAGE)
+    if rotator is not None and rotator not in driver_names("rotator"):
+        allowed = ", ".join(sorted(driver_names("rotator")))
+        raise _fail(f"--rotator {rotator!r}: unknown; choose one of {allowed}", EXIT_USAGE)
+    if radio is not None and radio not in driver_names("radio"):
+        allowed = ", ".join(sorted(driver_names("radio")))
+        raise _fail(f"--radio {radio!r}: unknown; choose one of {allowed}", EXIT_USAGE)
+    if not pty and tcp is None:
+        raise _fail("choose --pty and/or --tcp HOST:PORT", EXIT_USAGE)
+    hostport = _parse_hostport(tcp) if tcp is not None else None
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        served = await serve_simulators(
+            rotator,
+            radio,
+            pty=pty,
+            tcp=hostport,
+            clock=SystemClock(),
+            slew_az_deg_s=slew_az,
+            slew_el_deg_s=slew_el,
+        )
+        async with served:
+            sys.stdout.write(json.dumps(dict(served)) + "\n")
+            sys.stdout.flush()
+            await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
 
 
 @seeds_app.command("generate")
