@@ -383,63 +383,66 @@ class _Geometry:
         self.el_hi = math.radians(self.mask.max_el_deg) + margin
 
     def samples(self, err: npt.NDArray[np.int_], r: FloatArray, v: FloatArray) -> _Samples:
-        """Look angles, mask function and visibility functions at Earth-fixed states."""
-        rho = r - self.pos
-        e = rho @ self.axes[0]
-        n = rho @ self.axes[1]
-        u = rho @ self.axes[2]
-        de = v @ self.axes[0]
-        dn = v @ self.axes[1]
-        du = v @ self.axes[2]
-        rng = np.sqrt(e * e + n * n + u * u)
-        rr = (e * de + n * dn + u * du) / rng
+        """Look angles, mask function and visibility functions at Earth-fixed states.
+
+        Works on contiguous component arrays (x, y, z separately): strided views of
+        (..., 3) arrays make every elementwise operation several times slower.
+        """
+        x, y, z = (np.ascontiguousarray(r[..., i]) for i in range(3))
+        vx, vy, vz = (np.ascontiguousarray(v[..., i]) for i in range(3))
+        px, py, pz = self.pos
+        dx, dy, dz = x - px, y - py, z - pz
+        (e0, e1, e2), (n0, n1, n2), (u0, u1, u2) = self.axes
+        e = e0 * dx + e1 * dy + e2 * dz
+        n = n0 * dx + n1 * dy + n2 * dz
+        u = u0 * dx + u1 * dy + u2 * dz
+        de = e0 * vx + e1 * vy + e2 * vz
+        dn = n0 * vx + n1 * vy + n2 * vz
+        du = u0 * vx + u1 * vy + u2 * vz
         horiz2 = e * e + n * n
+        rng2 = horiz2 + u * u
+        rng = np.sqrt(rng2)
+        rr = (e * de + n * dn + u * du) / rng
         horiz = np.sqrt(horiz2)
         el = np.arctan2(u, horiz)
         # d/dt atan2(u, h) = (u' h - u h') / (u^2 + h^2), with h' = (e e' + n n') / h.
         with np.errstate(divide="ignore", invalid="ignore"):
             hp = np.where(horiz > 0, (e * de + n * dn) / horiz, 0.0)
-            elp = (du * horiz - u * hp) / (rng * rng)
-            # d(sin el)/dt has the sign of el' but stays smooth through the zenith,
-            # where el itself has a cusp; culminations are roots of this one.
-            sinelp = (du * rng - u * rr) / (rng * rng)
+            elp = (du * horiz - u * hp) / rng2
             azp = np.where(horiz2 > 0, (de * n - e * dn) / horiz2, 0.0)
-        # Second derivative of sin(el), for Newton on culminations: acceleration from
-        # gravity (two-body + J2, axisymmetric so the same in the Earth-fixed frame)
-        # plus the rotating frame's Coriolis and centrifugal terms.
-        rn2 = np.sum(r * r, axis=-1)
-        rn1 = np.sqrt(rn2)
-        z2 = (r[..., 2] * r[..., 2]) / rn2
-        k0 = -_MU_KM3_S2 / (rn2 * rn1)
-        kj = 1.5 * _J2 * (_R_EARTH_WGS72_KM * _R_EARTH_WGS72_KM) / rn2
+        # d(sin el)/dt has the sign of el' but stays smooth through the zenith, where
+        # el itself has a cusp; culminations are roots of this one.
+        sinelp = (du * rng - u * rr) / rng2
+        # Its second derivative, for Newton on culminations: acceleration from gravity
+        # (two-body + J2, axisymmetric so the same in the Earth-fixed frame) plus the
+        # rotating frame's Coriolis and centrifugal terms.
+        rn2 = x * x + y * y + z * z
+        rn = np.sqrt(rn2)
+        z2 = (z * z) / rn2
+        k0 = -_MU_KM3_S2 / (rn2 * rn)
+        kj = (1.5 * _J2 * _R_EARTH_WGS72_KM * _R_EARTH_WGS72_KM) / rn2
         w = EARTH_ROTATION_RAD_S
-        ax = (
-            k0 * r[..., 0] * (1.0 + kj * (1.0 - 5.0 * z2)) + 2.0 * w * v[..., 1] + w * w * r[..., 0]
-        )
-        ay = (
-            k0 * r[..., 1] * (1.0 + kj * (1.0 - 5.0 * z2)) - 2.0 * w * v[..., 0] + w * w * r[..., 1]
-        )
-        az_ = k0 * r[..., 2] * (1.0 + kj * (3.0 - 5.0 * z2))
-        up = self.axes[2]
-        upp = ax * up[0] + ay * up[1] + az_ * up[2]
-        v2 = np.sum(v * v, axis=-1)
-        rho_a = rho[..., 0] * ax + rho[..., 1] * ay + rho[..., 2] * az_
-        rrp = (v2 + rho_a - rr * rr) / rng
-        sinelpp = upp / rng - 2.0 * du * rr / (rng * rng) - u * rrp / (rng * rng)
-        sinelpp = sinelpp + 2.0 * u * rr * rr / (rng * rng * rng)
+        kxy = k0 * (1.0 + kj * (1.0 - 5.0 * z2)) + w * w
+        ax = kxy * x + (2.0 * w) * vy
+        ay = kxy * y - (2.0 * w) * vx
+        az_ = k0 * (1.0 + kj * (3.0 - 5.0 * z2)) * z
+        upp = u0 * ax + u1 * ay + u2 * az_
+        v2 = vx * vx + vy * vy + vz * vz
+        rrp = (v2 + dx * ax + dy * ay + dz * az_ - rr * rr) / rng
+        sinelpp = (upp - (2.0 * du * rr + u * rrp) / rng + 2.0 * u * rr * rr / rng2) / rng
         az = np.mod(np.arctan2(e, n), 2.0 * np.pi)
         mask_el, mask_slope = self.mask.el_rad(az)
         g = el - mask_el
         gp = elp - mask_slope * azp
-        rn = np.sqrt(np.sum(r * r, axis=-1))
-        rdot = np.sum(r * v, axis=-1) / rn
-        c = (r @ self.s_hat) / rn
-        cp = (v @ self.s_hat) / rn - c * rdot / rn
+        rdot = (x * vx + y * vy + z * vz) / rn
+        sx, sy, sz = self.s_hat
+        c = (sx * x + sy * y + sz * z) / rn
+        cp = (sx * vx + sy * vy + sz * vz) / rn - c * rdot / rn
         cv_lo, dcv_lo = _cos_vis(self.radius_km, self.el_lo, rn)
-        cv_hi, dcv_hi = _cos_vis(self.radius_km, self.el_hi, rn)
         f_out = c - cv_lo
         fp_out = cp - dcv_lo * rdot
         if self.el_hi < math.pi / 2:
+            cv_hi, dcv_hi = _cos_vis(self.radius_km, self.el_hi, rn)
             f_in = c - cv_hi
             fp_in = cp - dcv_hi * rdot
         else:
