@@ -35,6 +35,8 @@ seeds_app = typer.Typer(help="The frozen seed scenario (constellation, stations,
 app.add_typer(seeds_app, name="seeds")
 sim_app = typer.Typer(help="Simulator twins of the supported devices, for other programs.")
 app.add_typer(sim_app, name="sim")
+hamlib_app = typer.Typer(help="Hamlib-compatible rotctld/rigctld servers in front of drivers.")
+app.add_typer(hamlib_app, name="hamlib")
 
 
 @app.callback()
@@ -435,6 +437,46 @@ def sim_serve(
         asyncio.run(serve())
     except (OSError, ValueError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from exc
+
+
+@hamlib_app.command("serve")
+def hamlib_serve_cmd(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Station TOML: serve the first antenna's rotator and radio."),
+    ] = None,
+    rotator: Annotated[
+        str | None, typer.Option(help="Rotator driver: gs232b, easycomm2, rot2prog, rotctld, ...")
+    ] = None,
+    rotator_url: Annotated[
+        str | None, typer.Option("--rotator-url", help="e.g. serial:///dev/ttyUSB0?baud=9600")
+    ] = None,
+    radio: Annotated[str | None, typer.Option(help="Radio driver: ic9700, ic910, rigctld.")] = None,
+    radio_url: Annotated[
+        str | None, typer.Option("--radio-url", help="e.g. serial:///dev/ttyUSB1?baud=19200")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    rot_port: Annotated[
+        int, typer.Option("--rot-port", help="rotctld port (0: a free one).")
+    ] = 4533,
+    rig_port: Annotated[
+        int, typer.Option("--rig-port", help="rigctld port (0: a free one).")
+    ] = 4532,
+    simulated: Annotated[
+        bool, typer.Option("--simulated", help="Run the devices' simulator twins in-process.")
+    ] = False,
+) -> None:
+    """Serve rotctld/rigctld in front of groundlink drivers until SIGINT/SIGTERM.
+
+    The first stdout line is a JSON object of endpoints, e.g. {"rotctld": "127.0.0.1:4533"}.
+    """
+    from controller.hamlib_cmd import hamlib_serve
+
+    code = hamlib_serve(
+        config, rotator, rotator_url, radio, radio_url, host, rot_port, rig_port, simulated
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 @seeds_app.command("generate")
