@@ -45,7 +45,8 @@ def main() -> None:
 
     # Memory: one traced run (tracemalloc sees numpy's buffers), not timed.
     tracemalloc.start()
-    PassPredictor(sats).passes(st, START, end).passes
+    traced = PassPredictor(sats).passes(st, START, end)
+    assert traced.passes is not None  # build the Pass objects too, inside the trace
     peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
     tracemalloc.stop()
 

@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 some input records were rejected (the rest were used);
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sys
@@ -477,6 +478,62 @@ def hamlib_serve_cmd(
     )
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+def monitor(
+    broker: Annotated[
+        str | None, typer.Option(help="Broker URL, mqtt://host:port or mqtts://host:port.")
+    ] = None,
+    station: Annotated[str | None, typer.Option(help="Station id to watch.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Take broker, station id and credentials from here.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Live terminal dashboard of a station, built from its MQTT topics alone."""
+    import asyncio
+
+    from controller.telemetry.config import parse_broker_url
+    from controller.telemetry.monitor import run_monitor
+
+    username = password = ca_file = prefix = None
+    if config is not None:
+        try:
+            cfg = load_config(config)
+        except ConfigError as exc:
+            for reason in exc.problems:
+                err_console.print(f"[red]{exc.source}[/]: {reason}", highlight=False)
+            raise typer.Exit(EXIT_CONFIG) from exc
+        broker = broker or cfg.mqtt.broker
+        station = station or cfg.station.id
+        username = cfg.mqtt.username
+        password = cfg.mqtt.read_password()
+        ca_file = str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None
+        prefix = cfg.mqtt.prefix
+    broker = broker or "mqtt://127.0.0.1:1883"
+    if station is None:
+        raise _fail("give --station ID (or --config FILE)", EXIT_USAGE)
+    try:
+        parse_broker_url(broker)
+    except ValueError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+    # Ctrl-C is the normal way out of a live dashboard.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_monitor(
+                broker,
+                station,
+                clock=SystemClock(),
+                duration_s=duration,
+                prefix=prefix,
+                username=username,
+                password=password,
+                ca_file=ca_file,
+            )
+        )
 
 
 @seeds_app.command("generate")

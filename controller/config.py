@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from controller.orbit.mask import HorizonMask, MaskError
+from controller.telemetry.config import MqttConfig
 from controller.orbit.predictor import Station
 
 __all__ = [
@@ -224,6 +225,7 @@ class GroundlinkConfig(_Model):
     radios: list[RadioConfig] = Field(default_factory=list)
     satellites: list[SatelliteConfig] = Field(default_factory=list)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GroundlinkConfig:
@@ -284,7 +286,12 @@ def load_config(path: Path) -> GroundlinkConfig:
     missing = [f"catalog.tle_files = {str(p)!r}: file not found" for p in tle if not p.is_file()]
     if missing:
         raise ConfigError(str(path), missing)
-    return cfg.model_copy(update={"catalog": cfg.catalog.model_copy(update={"tle_files": tle})})
+    return cfg.model_copy(
+        update={
+            "catalog": cfg.catalog.model_copy(update={"tle_files": tle}),
+            "mqtt": cfg.mqtt.resolve_paths(base),
+        }
+    )
 
 
 def load_station_list(path: Path) -> list[StationConfig]:

@@ -1,0 +1,134 @@
+"""An embedded amqtt broker on loopback: the zero-setup broker of ``make demo``.
+
+``mqtt.embedded = true`` runs it inside the daemon's process, with a TCP listener on the
+loopback address of ``mqtt.broker`` and a WebSocket listener on ``embedded_ws_port`` for
+browser dashboards. It binds loopback only and allows anonymous clients, so it is for a
+single machine; production points ``mqtt.broker`` at Mosquitto instead. Port 0 picks a
+free port (tests); the bound ports are then on :attr:`EmbeddedBroker.tcp_port` and
+:attr:`EmbeddedBroker.ws_port`.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any, Self
+
+from controller.telemetry.config import MqttConfig, is_loopback_host
+
+__all__ = ["EmbeddedBroker", "EmbeddedBrokerError"]
+
+
+class EmbeddedBrokerError(RuntimeError):
+    """The embedded broker could not start (port taken, bad address, ...)."""
+
+
+class EmbeddedBroker:
+    """In-process MQTT 3.1.1 broker (amqtt) on loopback TCP and WebSocket."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 1883, ws_port: int | None = 9001):
+        if not is_loopback_host(host):
+            raise EmbeddedBrokerError(
+                f"embedded broker host {host!r} is not a loopback address; it only serves "
+                "this machine (use 127.0.0.1)"
+            )
+        for name, value in (("port", port), ("ws_port", ws_port)):
+            if value is not None and not 0 <= value <= 65535:
+                raise EmbeddedBrokerError(f"embedded broker {name} {value} is not 0-65535")
+        self._host = host
+        self._port = port
+        self._ws_port = ws_port
+        self._broker: Any = None
+        self._bound: dict[str, int] = {}
+
+    @classmethod
+    def from_config(cls, config: MqttConfig) -> EmbeddedBroker:
+        """The broker ``[mqtt]`` asks for (host and port of ``broker``, ``embedded_ws_port``)."""
+        address = config.address
+        return cls(host=address.host, port=address.port, ws_port=config.embedded_ws_port)
+
+    @property
+    def tcp_port(self) -> int:
+        """The bound TCP port (after start)."""
+        return self._require("default")
+
+    @property
+    def ws_port(self) -> int | None:
+        """The bound WebSocket port, or None without a WebSocket listener."""
+        return self._require("ws") if self._ws_port is not None else None
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port`` of the TCP listener."""
+        return f"mqtt://{self._host}:{self.tcp_port}"
+
+    @property
+    def ws_url(self) -> str | None:
+        """``ws://host:port/`` of the WebSocket listener, if any."""
+        port = self.ws_port
+        return None if port is None else f"ws://{self._host}:{port}/"
+
+    async def start(self) -> None:
+        """Open the listeners."""
+        if self._broker is not None:
+            raise EmbeddedBrokerError("the embedded broker is already running")
+        # Imported here: amqtt pulls in websockets, transitions and its plugin registry,
+        # which a daemon pointed at Mosquitto never needs.
+        from amqtt.broker import Broker
+
+        listeners: dict[str, dict[str, Any]] = {
+            "default": {"type": "tcp", "bind": f"{self._host}:{self._port}"}
+        }
+        if self._ws_port is not None:
+            listeners["ws"] = {"type": "ws", "bind": f"{self._host}:{self._ws_port}"}
+        config = {
+            "listeners": listeners,
+            # Only anonymous auth: the default set adds packet loggers and a $SYS
+            # publisher that cost throughput and say nothing a station needs.
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        broker = Broker(config)
+        try:
+            await broker.start()
+        except Exception as exc:
+            raise EmbeddedBrokerError(
+                f"embedded broker could not listen on {self._host}:{self._port}"
+                + (f" (ws {self._ws_port})" if self._ws_port is not None else "")
+                + f": {exc}"
+            ) from exc
+        self._broker = broker
+        # amqtt has no public accessor for the bound address; port 0 needs it.
+        servers = getattr(broker, "_servers", {})
+        for name, server in servers.items():
+            sockets = getattr(server.instance, "sockets", None) or []
+            if sockets:
+                self._bound[name] = int(sockets[0].getsockname()[1])
+        logging.getLogger(__name__).info("embedded MQTT broker listening: %s", self._bound)
+
+    async def stop(self) -> None:
+        """Close the listeners and drop every session (idempotent)."""
+        broker, self._broker = self._broker, None
+        self._bound = {}
+        if broker is not None:
+            await broker.shutdown()
+
+    async def __aenter__(self) -> Self:
+        """Start the broker."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the broker."""
+        await self.stop()
+
+    def _require(self, name: str) -> int:
+        if name not in self._bound:
+            raise EmbeddedBrokerError("the embedded broker is not running (use 'async with')")
+        return self._bound[name]

@@ -1,0 +1,1 @@
+"""Tests of the MQTT telemetry and command side (controller/telemetry)."""
