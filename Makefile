@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use as real peers (broker, Hamlib binaries).
-APT_PACKAGES := mosquitto libhamlib-utils
+APT_PACKAGES := mosquitto libhamlib-utils openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint typecheck unit sysdeps bench clean
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 # Installs the Debian packages only when one of their binaries is missing.
 sysdeps:
-	@if ! command -v mosquitto >/dev/null || ! command -v rotctld >/dev/null; then \
+	@if ! command -v mosquitto >/dev/null || ! command -v rotctld >/dev/null || ! command -v openssl >/dev/null; then \
 		echo "installing Debian packages: $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
