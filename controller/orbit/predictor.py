@@ -74,6 +74,7 @@ PLANE_STEP_S = 21600.0
 PLANE_MARGIN_RAD = math.radians(0.5)
 FINE_STEP_S = 20.0
 IN_STEP_S = 600.0
+TAYLOR_MAX_S = 4.0
 ROOT_TOL_S = 0.02  # on the Newton step: the root itself is then good to ~1e-6 s
 CULMINATION_TOL_S = 1e-3
 _MAX_ITER = 60
@@ -337,9 +338,11 @@ class _Samples:
     az: FloatArray
     range_km: FloatArray
     range_rate: FloatArray
+    kin: FloatArray | None = None
+    """Earth-fixed x, y, z (km), velocity (km/s) and acceleration (km/s^2), (n, 9)."""
 
 
-_SAMPLE_FIELDS = tuple(f.name for f in fields(_Samples))
+_SAMPLE_FIELDS = tuple(f.name for f in fields(_Samples) if f.name != "kin")
 # Values of grid points never propagated (their intervals are proven out): invisible.
 _GRID_DEFAULTS = {"f_out": -4.0, "f_in": -4.0, "g": -math.pi, "el": -math.pi / 2}
 
@@ -351,6 +354,12 @@ def _fill2d(
     out = np.full(shape, default, dtype=values.dtype)
     out[rows, cols] = values
     return out
+
+
+def _take_samples(s: _Samples, sel: BoolArray | IntArray) -> _Samples:
+    """A subset of a 1-D batch of samples."""
+    values: dict[str, Any] = {f: getattr(s, f)[sel] for f in _SAMPLE_FIELDS}
+    return _Samples(**values, kin=None if s.kin is None else s.kin[sel])
 
 
 def _cos_vis(
@@ -382,7 +391,9 @@ class _Geometry:
         self.el_lo = math.radians(self.mask.min_el_deg) - margin
         self.el_hi = math.radians(self.mask.max_el_deg) + margin
 
-    def samples(self, err: npt.NDArray[np.int_], r: FloatArray, v: FloatArray) -> _Samples:
+    def samples(
+        self, err: npt.NDArray[np.int_], r: FloatArray, v: FloatArray, *, keep_kin: bool = False
+    ) -> _Samples:
         """Look angles, mask function and visibility functions at Earth-fixed states.
 
         Works on contiguous component arrays (x, y, z separately): strided views of
@@ -454,8 +465,9 @@ class _Geometry:
             f_out = np.where(bad, -4.0, f_out)
             f_in = np.where(bad, -4.0, f_in)
             g = np.where(bad, -np.pi, g)
+        kin = np.stack((x, y, z, vx, vy, vz, ax, ay, az_), axis=-1) if keep_kin else None
         return _Samples(
-            err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, sinelp, sinelpp, az, rng, rr
+            err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, sinelp, sinelpp, az, rng, rr, kin
         )
 
 
@@ -488,7 +500,14 @@ class PassPredictor:
         return teme_to_ecef(r, v, theta, theta_dot)
 
     def _eval_pairs(
-        self, geo: _Geometry, jd0: float, fr0: float, sat: IntArray, t: FloatArray
+        self,
+        geo: _Geometry,
+        jd0: float,
+        fr0: float,
+        sat: IntArray,
+        t: FloatArray,
+        *,
+        keep_kin: bool = True,
     ) -> _Samples:
         """Propagate satellite ``sat[i]`` at ``t[i]`` seconds after the reference epoch."""
         n = len(sat)
@@ -516,7 +535,9 @@ class PassPredictor:
         r_e, v_e = self._state(jd, fr, r, v)
         inverse = np.empty(n, dtype=np.intp)
         inverse[order] = np.arange(n)
-        return geo.samples(err.astype(np.int_)[inverse], r_e[inverse], v_e[inverse])
+        return geo.samples(
+            err.astype(np.int_)[inverse], r_e[inverse], v_e[inverse], keep_kin=keep_kin
+        )
 
     # -- public API -----------------------------------------------------------
     def look_angles(self, norad_id: int, station: Station, times: Sequence[datetime]) -> LookAngles:
@@ -676,10 +697,74 @@ class _Search:
         period_s = np.array([2.0 * math.pi / float(rec.no_kozai) * 60.0 for rec in pred._satrecs])
         self.single_peak = geo.mask.is_flat & (ecc < 0.1) & (period_s > 3.0 * COARSE_STEP_S)
 
-    def eval(self, sat: IntArray, t: FloatArray) -> _Samples:
-        """Evaluate pairs, counting the work."""
+    def eval(self, sat: IntArray, t: FloatArray, *, keep_kin: bool = True) -> _Samples:
+        """Evaluate pairs with sgp4, counting the work."""
         self.samples += len(sat)
-        return self.pred._eval_pairs(self.geo, self.jd0, self.fr0, sat, t)
+        return self.pred._eval_pairs(self.geo, self.jd0, self.fr0, sat, t, keep_kin=keep_kin)
+
+    def _extrapolate(self, kin: FloatArray, dt: FloatArray) -> _Samples:
+        """Samples dt seconds from sampled states, by a local Taylor model (no sgp4).
+
+        Position and velocity are carried with the sampled acceleration (gravity with J2
+        and the rotating-frame terms) held constant; the neglected jerk term is about
+        n^3 r dt^3 / 6, i.e. centimetres at |dt| <= TAYLOR_MAX_S for any LEO orbit,
+        which moves a root by well under 0.1 ms.
+        """
+        d = dt[:, None]
+        r = kin[:, 0:3] + kin[:, 3:6] * d + 0.5 * kin[:, 6:9] * d * d
+        v = kin[:, 3:6] + kin[:, 6:9] * d
+        return self.geo.samples(np.zeros(len(dt), dtype=np.int_), r, v)
+
+    def _taylor_root(
+        self,
+        kin: FloatArray,
+        x0: FloatArray,
+        f0: FloatArray,
+        fp0: FloatArray,
+        lo: FloatArray,
+        hi: FloatArray,
+        which: str,
+        tol_s: float,
+    ) -> tuple[BoolArray, FloatArray, FloatArray, FloatArray]:
+        """Newton on g (or d sin(el)/dt) near x0 using only the local Taylor model.
+
+        Returns (converged, root, el, az); a root is only accepted within TAYLOR_MAX_S of
+        the sgp4 sample it was extrapolated from and inside its bracket.
+        """
+        n = len(x0)
+        done = np.zeros(n, dtype=bool)
+        root = np.zeros(n)
+        el = np.zeros(n)
+        az = np.zeros(n)
+        t = x0.copy()
+        f = f0.copy()
+        fp = fp0.copy()
+        live = np.arange(n)
+        for _ in range(5):
+            if not len(live):
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = -f[live] / fp[live]
+            tn = t[live] + step
+            valid = np.isfinite(tn) & (np.abs(tn - x0[live]) <= TAYLOR_MAX_S)
+            valid &= (tn > lo[live]) & (tn < hi[live])
+            if which == "sinelp":
+                valid &= fp[live] < 0
+            live, tn, step = live[valid], tn[valid], step[valid]
+            if not len(live):
+                break
+            st = self._extrapolate(kin[live], tn - x0[live])
+            conv = np.abs(step) < tol_s
+            idx = live[conv]
+            done[idx] = True
+            root[idx] = tn[conv]
+            el[idx] = st.el[conv]
+            az[idx] = st.az[conv]
+            t[live] = tn
+            f[live] = st.g if which == "g" else st.sinelp
+            fp[live] = st.gp if which == "g" else st.sinelpp
+            live = live[~conv]
+        return done, root, el, az
 
     # -- phase 1: bracket -----------------------------------------------------
     def _coarse(self) -> tuple[FloatArray, _Samples, BoolArray, FloatArray]:
@@ -746,7 +831,7 @@ class _Search:
         need[:, 0] = True
         need[:, -1] = True
         ks, cols = np.nonzero(need)
-        flat = self.eval(ks, t[cols])
+        flat = self.eval(ks, t[cols], keep_kin=False)
         s0 = _Samples(
             *(
                 _fill2d(getattr(flat, f), ks, cols, (nsat, nt), _GRID_DEFAULTS.get(f, 0.0))
@@ -1118,6 +1203,24 @@ class _Search:
             if not len(active):
                 break
             s = self.eval(sat[active], x[active])
+            if s.kin is not None:
+                ok_t, t_t, el_t, az_t = self._taylor_root(
+                    s.kin,
+                    x[active],
+                    s.sinelp,
+                    s.sinelpp,
+                    a[active],
+                    b[active],
+                    "sinelp",
+                    CULMINATION_TOL_S,
+                )
+                hit = active[ok_t]
+                t_out[hit], el_out[hit] = t_t[ok_t], el_t[ok_t]
+                az_out[hit] = az_t[ok_t]
+                keep = ~ok_t
+                active, s = active[keep], _take_samples(s, keep)
+                if not len(active):
+                    break
             f, fp = s.sinelp, s.sinelpp
             pos = f > 0
             a[active] = np.where(pos, x[active], a[active])
@@ -1204,6 +1307,8 @@ class _Search:
             gpx[long_b] = s.gp
             elx[long_b] = s.el
             azx[long_b] = s.az
+            self._finish_by_taylor(long_b, s, guess, a, b, root, elx, azx)
+            active = np.flatnonzero(np.isnan(root))
         for _ in range(_MAX_ITER):
             if not len(active):
                 break
@@ -1229,9 +1334,31 @@ class _Search:
             gpx[active] = s.gp
             elx[active] = s.el
             azx[active] = s.az
+            self._finish_by_taylor(active, s, cand, a, b, root, elx, azx)
+            active = active[np.isnan(root[active])]
         leftover = np.isnan(root)
         root[leftover] = 0.5 * (a[leftover] + b[leftover])
         return root, elx, azx
+
+    def _finish_by_taylor(
+        self,
+        idx: IntArray,
+        s: _Samples,
+        x0: FloatArray,
+        a: FloatArray,
+        b: FloatArray,
+        root: FloatArray,
+        elx: FloatArray,
+        azx: FloatArray,
+    ) -> None:
+        """Finish crossing roots near fresh sgp4 samples with the Taylor model, in place."""
+        if s.kin is None or not len(idx):
+            return
+        ok, t, el, az = self._taylor_root(
+            s.kin, x0, s.g, s.gp, a[idx], b[idx], "g", 0.02 * ROOT_TOL_S
+        )
+        hit = idx[ok]
+        root[hit], elx[hit], azx[hit] = t[ok], el[ok], az[ok]
 
     def _illinois(
         self,
