@@ -22,8 +22,8 @@ from pydantic import (
 )
 
 from controller.orbit.mask import HorizonMask, MaskError
-from controller.telemetry.config import MqttConfig
 from controller.orbit.predictor import Station
+from controller.telemetry.config import MqttConfig
 
 __all__ = [
     "AntennaConfig",
