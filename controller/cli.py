@@ -481,6 +481,38 @@ def hamlib_serve_cmd(
 
 
 @app.command()
+def schedule(
+    config: Annotated[Path, typer.Option(help="Station config (antennas, satellites, policy).")],
+    tle: Annotated[
+        list[Path] | None, typer.Option("--tle", help="Element files (default: the config's).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Plan start, ISO 8601 UTC (default: now).")
+    ] = None,
+    hours: Annotated[
+        float | None, typer.Option(help="Horizon in hours (default: scheduler.horizon_h).")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="optimal or greedy (default: scheduler.policy).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds the optimiser may spend (bounded mode).")
+    ] = 30.0,
+) -> None:
+    """Assign the passes of the whole catalog to the station's antennas."""
+    from controller.scheduler.cli import schedule_command
+
+    clock = SystemClock()
+    begin = _parse_utc(start) if start else clock.now()
+    code = schedule_command(
+        config, list(tle or []), begin, hours, policy, fmt, budget_s=budget, clock=clock
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def monitor(
     broker: Annotated[
         str | None, typer.Option(help="Broker URL, mqtt://host:port or mqtts://host:port.")

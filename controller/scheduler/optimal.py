@@ -1,0 +1,1162 @@
+"""Optimal scheduling: per-antenna dynamic programme, Lagrangian coupling, exact MILP.
+
+One antenna
+-----------
+The plan of one antenna is a longest path over time. For each window ``w`` and grid
+point ``k`` the DP keeps
+
+* ``S(w, k)``: the best value of a plan whose antenna is free and on satellite ``w`` at
+  ``k`` (arrived by a handover, or earlier and following it),
+* ``E(w, k)``: the best value of a plan whose last track is on ``w`` and ends at ``k``,
+
+with ``E(w, k) = cum(w, k) + max_{i <= k - m} (S(w, i) - cum(w, i))`` (a track of at
+least ``m`` steps; ``cum`` is the running value of the window) and ``S`` fed by
+
+* a handover arc from every ``E(v, j)`` to the earliest reachable point of every window
+  within the rotator's longest travel (the *geometry*, computed once per antenna class),
+* ``max_{j <= k - G} E(., j)`` for the rest (``G`` covers set-up plus the longest move),
+* the park position at the start.
+
+Handover arcs are pruned by dominance: an arc from ``(v, j)`` is dropped when the arc
+from ``(v, j + 1)`` to the same window arrives no later than one step after it and a
+step of ``v`` is worth at least a step of the target (it ends one step later for at
+least the value lost). That holds for the plain values and for any coupling prices up to
+a satellite's excess weight over the lightest one (the prices the Lagrangian uses);
+blocked steps and re-planning bonuses bring the needed arcs back. This keeps about one
+arc in ten.
+
+Time is swept in blocks of ``B = L + m_min`` grid steps (``L`` the shortest handover,
+``m_min`` the shortest track): the ends of ``[k, k+B)`` only need starts before
+``k + L`` and the starts of ``[k+L, k+L+B)`` only need ends before ``k + B``, so each
+block is two vectorised phases with no dependency inside either. The result is the
+exact optimum of the discretised model for one antenna (checked against an independent
+MILP in the tests).
+
+Several antennas and stations
+-----------------------------
+The antennas are coupled by "a satellite on at most one antenna at a time" (also across
+stations, which removes redundant contacts) and by the per-day contact limits.
+
+1. Every antenna alone: an upper bound (exact when nothing couples them).
+2. A feasible plan: antennas in turn, each with the steps the others track blocked,
+   then contacts beyond a daily maximum dropped.
+3. Small instances: a MILP (HiGHS through scipy) on the same nodes and arcs closes the
+   gap exactly.
+4. Otherwise, Lagrangian relaxation of the coupling: prices per (satellite, step), one
+   DP per class of identical antennas per iteration, projected subgradient steps; every
+   iteration's ``sum of DPs + sum of prices`` is a valid upper bound. Then each antenna
+   is re-planned against the others while that pays.
+
+Steps 3-4 stop when ``deadline()`` says so (the bounded-time mode): the result always
+carries a valid upper bound, hence its optimality gap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.scheduler.model import EPS_S, Plan, Problem
+
+__all__ = ["RawTrack", "SolveResult", "plain_value", "solve_optimal"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+NEG = -math.inf
+# Big constants: reservations must be kept whatever they cost elsewhere, and blocked
+# steps must separate runs whatever the values (see _Layout.values).
+_RUN_OFFSET = 1e13
+
+
+@dataclass(frozen=True)
+class RawTrack:
+    """A track as the solvers see it: window index, first and last grid point."""
+
+    window: int
+    start: int
+    end: int
+
+
+@dataclass
+class SolveResult:
+    """Tracks, objective (weight x seconds), upper bound and how they were found."""
+
+    tracks: list[RawTrack]
+    objective: float
+    upper_bound: float
+    method: str
+    stats: dict[str, float | int | str] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """Relative distance of the objective from the upper bound."""
+        if self.upper_bound <= 0:
+            return 0.0
+        return max(0.0, (self.upper_bound - self.objective) / self.upper_bound)
+
+
+# -- layout of one antenna class ---------------------------------------------------------
+
+
+@dataclass
+class _Arcs:
+    """Arcs sorted by destination cell, with the segments the sweep reduces over."""
+
+    src: IntArray
+    dst: IntArray
+    udst: IntArray
+    useg: IntArray
+    ucol: IntArray
+
+    @classmethod
+    def build(cls, src: IntArray, dst: IntArray, nc: int, ns: int) -> _Arcs:
+        """Index sorted arcs: unique destinations, their arc ranges, per-column starts."""
+        if len(dst):
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(dst)) + 1))
+        else:
+            starts = np.empty(0, dtype=np.int64)
+        udst = dst[starts]
+        useg = np.concatenate((starts, [len(dst)])).astype(np.int64)
+        ucol = np.searchsorted(udst, np.arange(nc + 1) * ns).astype(np.int64)
+        return cls(src, dst, udst, useg, ucol)
+
+
+class _Layout:
+    """Windows of one antenna laid out densely as cells (grid point k, slot s).
+
+    Column-major (``k * S + s``) so that a block of grid points is contiguous. Windows
+    sharing a slot are separated by more than a block, which lets every phase of the
+    sweep use running maxima down the columns without crossing from one window into
+    the next.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        antenna: int,
+        windows: Sequence[int],
+        src_weights: FloatArray | None = None,
+    ) -> None:
+        self.problem = problem
+        # The least a step of each satellite can be worth in any DP run on this layout
+        # (prices may lower it that far): what the pruning of arcs may rely on.
+        self.src_weights = (
+            np.array([sat.weight for sat in problem.satellites])
+            if src_weights is None
+            else src_weights
+        )
+        self.antenna = antenna
+        self.windows = list(windows)
+        grid = problem.grid
+        self.nc = grid.n_steps + 1
+        self.lag = problem.setup_steps
+        ws = [problem.windows[i] for i in self.windows]
+        self.m_min = min((w.min_steps for w in ws), default=1)
+        self.block = self.lag + self.m_min
+        self.far = problem.far_steps(antenna)
+        sep = self.block + 1
+        # Slot assignment: earliest-free slot, windows in order of their first point.
+        order = sorted(range(len(ws)), key=lambda i: ws[i].first)
+        free: list[int] = []
+        busy: list[tuple[int, int]] = []
+        slot_of = np.zeros(len(ws), dtype=np.int64)
+        n_slots = 0
+        for i in order:
+            w = ws[i]
+            while busy and busy[0][0] + sep <= w.first:
+                heapq.heappush(free, heapq.heappop(busy)[1])
+            if free:
+                s = heapq.heappop(free)
+            else:
+                s = n_slots
+                n_slots += 1
+            slot_of[i] = s
+            heapq.heappush(busy, (w.last, s))
+        self.ns = max(1, n_slots)
+        ns, nc = self.ns, self.nc
+        self.slot_of = slot_of
+        lengths = np.array([len(w.az_rot_deg) for w in ws], dtype=np.int64)
+        firsts = np.array([w.first for w in ws], dtype=np.int64)
+        self.firsts = firsts
+        self.lengths = lengths
+        local = np.repeat(np.arange(len(ws)), lengths)
+        off = np.concatenate(([0], np.cumsum(lengths)))[:-1]
+        k = firsts[local] + (np.arange(len(local)) - off[local])
+        cell = k * ns + slot_of[local]
+        self.cell_of_point = cell
+        self.point_offset = off
+        self.win = np.full(nc * ns, -1, dtype=np.int64)
+        self.win[cell] = local
+        self.active = self.win >= 0
+        self.az = np.full(nc * ns, np.nan)
+        self.el = np.full(nc * ns, np.nan)
+        if len(ws):
+            self.az[cell] = np.concatenate([w.az_rot_deg for w in ws])
+            self.el[cell] = np.concatenate([w.el_rot_deg for w in ws])
+        self.sat = np.full(nc * ns, -1, dtype=np.int64)
+        sats = np.array([w.sat for w in ws], dtype=np.int64)
+        self.sat[cell] = sats[local]
+        self.step_k = k
+        self.first_cell = np.full(nc * ns, 0, dtype=np.int64)
+        self.first_cell[cell] = (firsts * ns + slot_of)[local]
+        mins = np.array([w.min_steps for w in ws], dtype=np.int64)
+        self.mins = mins
+        # pmidx: the cell m steps earlier in the same window, or the NEG sentinel.
+        self.neg_cell = nc * ns
+        self.zero_cell = nc * ns + 1
+        pm = np.full(nc * ns, self.neg_cell, dtype=np.int64)
+        valid = k - mins[local] >= firsts[local]
+        pm[cell[valid]] = cell[valid] - mins[local][valid] * ns
+        self.pmidx = pm
+        self.fixed = np.array([w.fixed for w in ws], dtype=bool)
+        self.act_idx = np.flatnonzero(self.active)
+        wl = self.win[self.act_idx]
+        self.act_last = self.act_idx // ns == firsts[wl] + lengths[wl] - 1
+        # Dominance pruning of the arcs assumes plain per-step values; re-planning's
+        # tie-break bonus changes them, so it keeps every arc.
+        self.prune = not problem.keep_steps
+        self._arcs()
+
+    # -- geometry: the handover arcs --------------------------------------------------
+    def _arcs(self) -> None:
+        """Earliest reachable point of each window from each possible track end.
+
+        Built destination-first (pull): for every destination cell and lag ``d`` in
+        ``[L, G)`` the source cells ``d`` columns earlier whose end pointing is within
+        what the axes cover in ``d * r - setup``. An arc is dropped when the same source
+        already reaches the same window one column earlier (the antenna then follows the
+        satellite), so mostly only the earliest arrival remains. The arcs come out
+        sorted by destination cell, as the sweep's segmented maxima need.
+        """
+        problem = self.problem
+        ns, nc = self.ns, self.nc
+        r = problem.grid.resolution_s
+        setup = problem.settings.setup_s
+        rotator = problem.antennas[self.antenna].rotator
+        lag, far = self.lag, self.far
+        last_start = self.firsts + self.lengths - 1 - self.mins
+        step = np.full(nc * ns, -1, dtype=np.int64)
+        step[self.cell_of_point] = self.step_k
+        can_start = np.zeros(nc * ns, dtype=bool)
+        act = self.active
+        can_start[act] = step[act] <= last_start[self.win[act]]
+        can_end = act & (self.pmidx != self.neg_cell)
+        if self.fixed.any():
+            # A fixed window starts only at its first point and ends only at its last.
+            fc = np.flatnonzero(act & self.fixed[np.maximum(self.win, 0)])
+            wl = self.win[fc]
+            can_start[fc] = step[fc] == self.firsts[wl]
+            can_end[fc] = step[fc] == self.firsts[wl] + self.lengths[wl] - 1
+        self.can_start = can_start
+        self.can_end = can_end
+        lags = list(range(lag, far))
+        self.lags = lags
+        nl = len(lags)
+        # Slightly short reach so that an arc is never looser than the checker's travel.
+        self.reach = (
+            np.array([rotator.reach_deg(d * r - setup) for d in lags], dtype=np.float64).reshape(
+                nl, 2
+            )
+            - 1e-4
+        )
+        reach = self.reach
+        # Far away from any angle for inactive cells (no NaN arithmetic).
+        az = np.where(act, self.az, 1e6).astype(np.float32).reshape(nc, ns)
+        el = np.where(act, self.el, 1e6).astype(np.float32).reshape(nc, ns)
+        self.az32, self.el32 = az, el
+        cs2 = can_start.reshape(nc, ns)
+        ce2 = can_end.reshape(nc, ns)
+        win2 = self.win.reshape(nc, ns)
+        weights = np.array([sat.weight for sat in problem.satellites])
+        wt2 = np.where(self.sat >= 0, weights[np.maximum(self.sat, 0)], 0.0).reshape(nc, ns)
+        sw = self.src_weights
+        swt2 = np.where(self.sat >= 0, sw[np.maximum(self.sat, 0)], 0.0).reshape(nc, ns)
+        prune = self.prune
+        chunk = max(8, 3_000_000 // max(1, ns * ns * max(1, nl)))
+        src_parts: list[IntArray] = []
+        dst_parts: list[IntArray] = []
+        lag_arr = np.asarray(lags, dtype=np.int64)
+        for k0 in range(lag, nc, chunk):
+            k1 = min(nc, k0 + chunk)
+            rows = k1 - k0
+            emit = np.zeros((rows, ns, nl, ns), dtype=bool)
+            prev_full: npt.NDArray[np.bool_] | None = None
+            # Destination rows k0-1 .. k1 (a halo row on each side); row i is k0-1+i.
+            kk1 = min(nc, k1 + 1)
+            same_tgt_prev = win2[k0:k1, :, None] == win2[k0 - 1 : k1 - 1, :, None]
+            nn = kk1 - k0 - 1  # rows whose next destination row exists
+            tgt_next = np.zeros((rows, ns, 1), dtype=bool)
+            if nn > 0:
+                tgt_next[:nn] = (win2[k0 + 1 : k0 + 1 + nn] == win2[k0 : k0 + nn])[:, :, None]
+            for li, d in enumerate(lags):
+                full = np.zeros((rows + 2, ns, ns), dtype=bool)
+                r0 = max(k0 - 1, d)
+                if r0 < kk1:
+                    ok = np.abs(az[r0:kk1, :, None] - az[r0 - d : kk1 - d, None, :]) <= reach[li, 0]
+                    ok &= (
+                        np.abs(el[r0:kk1, :, None] - el[r0 - d : kk1 - d, None, :]) <= reach[li, 1]
+                    )
+                    ok &= cs2[r0:kk1, :, None]
+                    ok &= ce2[r0 - d : kk1 - d, None, :]
+                    full[r0 - (k0 - 1) : kk1 - (k0 - 1)] = ok
+                cur = full[1 : rows + 1]
+                out = cur.copy()
+                if prev_full is not None:
+                    # The same source reached the same window a column earlier at the
+                    # previous lag: the antenna follows the satellite from there.
+                    out &= ~(prev_full[:rows] & same_tgt_prev)
+                if prune:
+                    # Dominated by the same window's next point as source: it ends one
+                    # step later (worth at least as much) and arrives no later, or one
+                    # step later at a satellite worth no more per step.
+                    j0 = k0 - d
+                    js = np.arange(j0, j0 + rows)
+                    valid = js >= 0
+                    jc = np.clip(js, 0, nc - 2)
+                    src_cont = (win2[jc + 1] == win2[jc]) & (win2[jc] >= 0) & valid[:, None]
+                    src_cont = src_cont[:, None, :]
+                    dom = np.zeros_like(out)
+                    if prev_full is not None:
+                        dom |= prev_full[1 : rows + 1]
+                    heavier = swt2[jc][:, None, :] >= wt2[k0:k1][:, :, None]
+                    dom |= full[2 : rows + 2] & tgt_next & heavier
+                    out &= ~(dom & src_cont)
+                emit[:, :, li, :] = out
+                prev_full = full
+            hit = np.flatnonzero(emit)
+            if len(hit) == 0:
+                continue
+            kr, rest = np.divmod(hit, ns * nl * ns)
+            s2, rest = np.divmod(rest, nl * ns)
+            li_, s1 = np.divmod(rest, ns)
+            dcol = k0 + kr
+            dst_parts.append(dcol * ns + s2)
+            src_parts.append((dcol - lag_arr[li_]) * ns + s1)
+        # From the park position at the start (or already on a kept track). Windows
+        # with points after G0 are reachable there from anywhere: the idle floor of the
+        # sweep covers those, so only earlier points need an arc.
+        ant = problem.antennas[self.antenna]
+        g0 = problem.initial_far_steps(self.antenna)
+        self.g0 = g0
+        init_dst: list[int] = []
+        for li, wi in enumerate(self.windows):
+            w = problem.windows[wi]
+            if w.kind == "kept":
+                init_dst.append(int(self.cell_of_point[self.point_offset[li]]))
+                continue
+            if w.first >= g0 and not w.fixed:
+                continue
+            t = rotator.travel_s(ant.park_az_deg, ant.park_el_deg, w.az_rot_deg, w.el_rot_deg)
+            ks = w.first + np.arange(len(w.az_rot_deg))
+            ok = problem.settings.pre_pass_s + t - EPS_S <= ks * r
+            pts = np.flatnonzero(ok & (ks <= w.last - w.min_steps))
+            if w.fixed:
+                pts = pts[pts == 0]
+            if len(pts):
+                init_dst.append(int(self.cell_of_point[self.point_offset[li] + pts[0]]))
+        init = np.array(sorted(init_dst), dtype=np.int64)
+        dst = np.concatenate(dst_parts) if dst_parts else np.empty(0, dtype=np.int64)
+        src = np.concatenate(src_parts) if src_parts else np.empty(0, dtype=np.int64)
+        # Merge the few start arcs into the destination order.
+        pos = np.searchsorted(dst, init, side="left")
+        dst = np.insert(dst, pos, init)
+        src = np.insert(src, pos, np.full(len(init), self.zero_cell, dtype=np.int64))
+        self.arcs = _Arcs.build(src, dst, nc, ns)
+        # The sweep's idle floor: from G0 on, any window is reachable from park.
+        self.floor = np.where(np.arange(nc) >= g0 - self.far, 0.0, NEG)
+
+    @property
+    def n_arcs(self) -> int:
+        """Handover and start arcs."""
+        return len(self.arcs.src)
+
+    def extra_arcs(self, cells: IntArray) -> _Arcs:
+        """The base arcs plus every earliest arrival from ``cells`` (no pruning)."""
+        ns, nc = self.ns, self.nc
+        cells = np.unique(cells[self.can_end[cells]])
+        if len(cells) == 0:
+            return self.arcs
+        j, s1 = np.divmod(cells, ns)
+        a1 = self.az32[j, s1][:, None]
+        e1 = self.el32[j, s1][:, None]
+        win2 = self.win.reshape(nc, ns)
+        cs2 = self.can_start.reshape(nc, ns)
+        found = np.full((len(cells), ns), -1, dtype=np.int64)
+        srcs: list[IntArray] = []
+        dsts: list[IntArray] = []
+        for li, d in enumerate(self.lags):
+            k = j + d
+            valid = k < nc
+            kc = np.minimum(k, nc - 1)
+            w2 = win2[kc]
+            ok = np.abs(self.az32[kc] - a1) <= self.reach[li, 0]
+            ok &= np.abs(self.el32[kc] - e1) <= self.reach[li, 1]
+            ok &= cs2[kc] & valid[:, None] & (w2 != found)
+            ci, si = np.nonzero(ok)
+            srcs.append(cells[ci])
+            dsts.append(k[ci] * ns + si)
+            found = np.where(ok, w2, found)
+        src = np.concatenate(srcs)
+        dst = np.concatenate(dsts)
+        order = np.argsort(dst, kind="stable")
+        src, dst = src[order], dst[order]
+        base = self.arcs
+        pos = np.searchsorted(base.dst, dst, side="left")
+        return _Arcs.build(np.insert(base.src, pos, src), np.insert(base.dst, pos, dst), nc, ns)
+
+    # -- values ---------------------------------------------------------------------
+    def values(self, step_value: FloatArray, blocked: BoolArray | None) -> tuple[FloatArray, bool]:
+        """``dsub = cum - OFF * run`` per cell from per-cell step values and blocked steps.
+
+        A blocked step (tracked elsewhere) cuts the window into runs; the run offset makes
+        the running maximum prefer a start in the end's own run, and an end whose best
+        start lies in an earlier run comes out hugely negative and is discarded.
+        """
+        ns, nc = self.ns, self.nc
+        v = np.where(self.active, step_value, 0.0)
+        cs = np.concatenate((np.zeros(ns), np.cumsum(v.reshape(nc, ns), axis=0).ravel()))
+        # cum(k) = sum of values of steps first..k-1 of the window.
+        idx = np.flatnonzero(self.active)
+        cum = np.zeros(nc * ns)
+        cum[idx] = cs[idx] - cs[self.first_cell[idx]]
+        if blocked is None or not blocked[self.active].any():
+            return cum, False
+        b = np.where(self.active, blocked, False).astype(np.float64)
+        bs = np.concatenate((np.zeros(ns), np.cumsum(b.reshape(nc, ns), axis=0).ravel()))
+        run = np.zeros(nc * ns)
+        run[idx] = bs[idx] - bs[self.first_cell[idx]]
+        return cum - _RUN_OFFSET * run, True
+
+
+# -- the DP sweep --------------------------------------------------------------------------
+
+
+@dataclass
+class _DPState:
+    value: float
+    sv: FloatArray
+    pm: FloatArray
+    ef: FloatArray
+    be: FloatArray
+    colmax: FloatArray
+    dsub: FloatArray
+
+
+def _sweep(lay: _Layout, arcs: _Arcs, dsub: FloatArray, runs: bool) -> _DPState:
+    """Longest path of one antenna for the per-cell values folded into ``dsub``."""
+    ns, nc = lay.ns, lay.nc
+    size = nc * ns
+    sv = np.full(size + 2, NEG)
+    pm = np.full(size + 2, NEG)
+    ef = np.full(size + 2, NEG)
+    ef[lay.zero_cell] = 0.0
+    g = lay.far
+    be = np.full(nc + g, NEG)
+    # be[k] is the best end at k - g; from G0 on the antenna may also come from park.
+    be[min(lay.g0, g) : g] = 0.0
+    colmax = np.full(nc, NEG)
+    S = sv[:size].reshape(nc, ns)
+    P = pm[:size].reshape(nc, ns)
+    E = ef[:size].reshape(nc, ns)
+    D = dsub.reshape(nc, ns)
+    inact = ~lay.active.reshape(nc, ns)
+    asrc, useg, udst, ucol = arcs.src, arcs.useg, arcs.udst, arcs.ucol
+    pmidx = lay.pmidx.reshape(nc, ns)
+    half = -_RUN_OFFSET / 2
+    floor = lay.floor
+
+    def starts(ka: int, kb: int) -> None:
+        # Arrivals: the best handover into each cell, then the far handovers.
+        u0, u1 = int(ucol[ka]), int(ucol[kb])
+        if u1 > u0:
+            a0, a1 = int(useg[u0]), int(useg[u1])
+            red = np.maximum.reduceat(ef[asrc[a0:a1]], useg[u0:u1] - a0)
+            sv[udst[u0:u1]] = red
+        blk = S[ka:kb]
+        np.maximum(blk, be[ka:kb, None], out=blk)
+        lo = ka - 1 if ka > 0 else 0
+        if runs:
+            # The antenna may wait on the satellite across a blocked stretch: carry the
+            # best arrival down the window (S). Without blocked steps a start right at
+            # its arrival is never worse (values per step are >= 0), so S is not needed.
+            np.maximum.accumulate(S[lo:kb], axis=0, out=S[lo:kb])
+            np.copyto(blk, NEG, where=inact[ka:kb])
+        pb = P[ka:kb]
+        np.subtract(blk, D[ka:kb], out=pb)
+        np.maximum.accumulate(P[lo:kb], axis=0, out=P[lo:kb])
+        np.copyto(pb, NEG, where=inact[ka:kb])
+
+    def ends(k0: int, k1: int) -> None:
+        eb = E[k0:k1]
+        np.add(pm[pmidx[k0:k1]], D[k0:k1], out=eb)
+        if runs:
+            np.copyto(eb, NEG, where=eb < half)
+        cm = eb.max(axis=1)
+        colmax[k0:k1] = cm
+        np.maximum(cm, floor[k0:k1], out=be[g + k0 : g + k1])
+        np.maximum.accumulate(be[g + k0 - 1 : g + k1], out=be[g + k0 - 1 : g + k1])
+
+    # Ends of [k0, k0+B) need starts up to k0+L-1; starts of [k0+L, k0+L+B) need ends
+    # up to k0+B-1 (B = L + m_min): two vectorised phases per block, no dependency
+    # inside either.
+    blen = lay.block
+    lag = lay.lag
+    starts(0, min(nc, lag))
+    for k0 in range(0, nc, blen):
+        k1 = min(nc, k0 + blen)
+        ends(k0, k1)
+        sa, sb = min(nc, k0 + lag), min(nc, k0 + lag + blen)
+        if sa < sb:
+            starts(sa, sb)
+    best = float(colmax.max()) if nc else NEG
+    return _DPState(max(best, 0.0), sv, pm, ef, be, colmax, dsub)
+
+
+def _backtrack(lay: _Layout, arcs: _Arcs, st: _DPState) -> list[tuple[int, int, int]]:
+    """(local window, start point, end point) of the best path, in time order."""
+    ns = lay.ns
+    size = lay.nc * ns
+    ef, sv, dsub = st.ef, st.sv, st.dsub
+    if st.value <= 0.0 and not (ef[:size] >= 0).any():
+        return []
+    cur = int(np.argmax(ef[:size]))
+    if ef[cur] < 0:
+        return []
+    out: list[tuple[int, int, int]] = []
+    g = lay.far
+    for _ in range(lay.nc * 2 + 10):
+        w = int(lay.win[cur])
+        j, s = divmod(cur, ns)
+        m = int(lay.mins[w])
+        first = int(lay.firsts[w])
+        target = st.pm[lay.pmidx[cur]]
+        ks = np.arange(first, j - m + 1)
+        cells = ks * ns + s
+        dvals = sv[cells] - dsub[cells]
+        hit = np.flatnonzero(dvals == target)
+        if len(hit) == 0:
+            raise AssertionError("DP backtrack lost the start of a track")
+        i_star = int(ks[hit[0]])
+        out.append((w, i_star, j))
+        v = sv[i_star * ns + s]
+        ks2 = np.arange(first, i_star + 1)
+        i2 = int(ks2[np.flatnonzero(sv[ks2 * ns + s] == v)[0]])
+        dcell = i2 * ns + s
+        # Which arc fed this start?
+        u = int(np.searchsorted(arcs.udst, dcell))
+        src: int | None = None
+        if u < len(arcs.udst) and arcs.udst[u] == dcell:
+            cand = arcs.src[arcs.useg[u] : arcs.useg[u + 1]]
+            match = cand[ef[cand] == v]
+            if len(match):
+                src = int(match[0])
+        if src is None and st.be[i2] == v:
+            cols = np.flatnonzero(st.colmax[: max(0, i2 - g + 1)] == v)
+            if len(cols):
+                c = int(cols[0])
+                row = ef[c * ns : (c + 1) * ns]
+                src = c * ns + int(np.flatnonzero(row == v)[0])
+            elif v == 0.0 and i2 >= lay.g0:
+                src = lay.zero_cell  # idle since the start: first track, from park
+        if src is None:
+            raise AssertionError("DP backtrack lost a handover")
+        if src == lay.zero_cell:
+            break
+        cur = src
+    out.reverse()
+    return out
+
+
+# -- solving ---------------------------------------------------------------------------------
+
+
+def _antenna_classes(problem: Problem) -> list[list[int]]:
+    """Antennas whose windows are identical (same station, rotator, limits, bands)."""
+    sig: dict[tuple[object, ...], list[int]] = {}
+    for i, a in enumerate(problem.antennas):
+        key = (
+            a.station_id,
+            a.rotator,
+            a.min_el_deg,
+            a.bands_hz,
+            a.unavailable,
+            a.park_az_deg,
+            a.park_el_deg,
+        )
+        sig.setdefault(key, []).append(i)
+    return list(sig.values())
+
+
+class _Solver:
+    """Layouts (geometry) per antenna class and the per-antenna DP runs."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.p = problem
+        n_sats = len(problem.satellites)
+        self.weights = np.array([s.weight for s in problem.satellites])
+        self.by_antenna: list[list[int]] = [[] for _ in problem.antennas]
+        for i, w in enumerate(problem.windows):
+            self.by_antenna[w.antenna].append(i)
+        coupled = problem.settings.one_antenna_per_satellite and len(problem.antennas) > 1
+        # Coupling prices may lower a satellite's step value down to the lightest
+        # weight (never below): arcs are pruned only where that still dominates.
+        self.w_floor = float(self.weights.min()) if n_sats else 0.0
+        self.priceable = coupled
+        src_w = np.full(n_sats, self.w_floor) if coupled else self.weights.copy()
+        if coupled:
+            src_w = np.minimum(src_w, self.weights)
+        self.layouts: dict[int, _Layout] = {}
+        self.layout_map: dict[int, tuple[int, IntArray]] = {}
+        for cls in _antenna_classes(problem):
+            base = cls[0]
+            base_ws = self.by_antenna[base]
+            has_fixed = any(problem.windows[i].fixed for a in cls for i in self.by_antenna[a])
+            base_sig = self._signature(base)
+            shared = not has_fixed and all(self._signature(a) == base_sig for a in cls[1:])
+            if shared:
+                lay = _Layout(problem, base, base_ws, src_w)
+                self.layouts[base] = lay
+                for a in cls:
+                    self.layout_map[a] = (base, np.array(self.by_antenna[a], dtype=np.int64))
+            else:
+                for a in cls:
+                    self.layouts[a] = _Layout(problem, a, self.by_antenna[a], src_w)
+                    self.layout_map[a] = (a, np.array(self.by_antenna[a], dtype=np.int64))
+        self.bonus = 1.0 + 2.0 * sum(
+            problem.step_value(w) * (len(w.az_rot_deg) - 1) for w in problem.windows
+        )
+        self._plain: dict[int, tuple[FloatArray, FloatArray]] = {}
+
+    def _signature(self, antenna: int) -> list[tuple[int, int, int, Plan]]:
+        """What makes two antennas' windows the same: satellite, first point, length, plan."""
+        ws = self.p.windows
+        return [
+            (ws[i].sat, ws[i].first, len(ws[i].az_rot_deg), ws[i].plan)
+            for i in self.by_antenna[antenna]
+        ]
+
+    def max_price(self) -> FloatArray:
+        """Per satellite: the highest coupling price per step the pruned arcs allow."""
+        return np.maximum(0.0, self.weights - self.w_floor) * self.p.grid.resolution_s
+
+    def base_values(self, antenna: int, prices: FloatArray | None = None) -> FloatArray:
+        """Per-cell step values: weight x resolution, minus prices, plus bonuses.
+
+        ``prices`` is a (satellites x grid points) array of coupling prices.
+        """
+        p = self.p
+        lid, _ = self.layout_map[antenna]
+        lay = self.layouts[lid]
+        if lid not in self._plain or p.keep_steps:
+            r = p.grid.resolution_s
+            val = np.zeros(lay.nc * lay.ns)
+            idx = lay.act_idx
+            val[idx] = self.weights[lay.sat[idx]] * r
+            val[idx[lay.act_last]] = 0.0
+            if p.keep_steps and p.keep_bonus > 0:
+                for (ant, norad), steps in p.keep_steps.items():
+                    si = p.sat_index.get(norad)
+                    if ant != antenna or si is None:
+                        continue
+                    kk = np.fromiter(steps, dtype=np.int64)
+                    sel = idx[(lay.sat[idx] == si) & ~lay.act_last]
+                    val[sel[np.isin(sel // lay.ns, kk)]] += p.keep_bonus
+            for li in np.flatnonzero(lay.fixed).tolist():
+                val[lay.cell_of_point[lay.point_offset[li]]] += self.bonus
+            if p.keep_steps:
+                return self._priced(lay, val, prices)
+            self._plain[lid] = (val, lay.values(val, None)[0])
+        return self._priced(lay, self._plain[lid][0], prices)
+
+    @staticmethod
+    def _priced(lay: _Layout, val: FloatArray, prices: FloatArray | None) -> FloatArray:
+        if prices is None:
+            return val
+        out = val.copy()
+        idx = lay.act_idx[~lay.act_last]
+        out[idx] -= prices[lay.sat[idx], idx // lay.ns]
+        return out
+
+    def run_dp(
+        self,
+        antenna: int,
+        prices: FloatArray | None = None,
+        blocked_steps: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[float, list[RawTrack]]:
+        """Best plan of one antenna; ``blocked_steps[sat, k]`` forbids step k of that sat."""
+        lid, wmap = self.layout_map[antenna]
+        lay = self.layouts[lid]
+        val = self.base_values(antenna, prices)
+        blocked = None
+        arcs = lay.arcs
+        if blocked_steps is not None:
+            idx = lay.act_idx
+            blocked = np.zeros(lay.nc * lay.ns, dtype=bool)
+            blocked[idx] = blocked_steps[lay.sat[idx], idx // lay.ns]
+            if not blocked.any():
+                blocked = None
+            elif lay.prune:
+                # A track can end just before a blocked step but not go on: its
+                # handovers are not dominated by the next point's, so they come back.
+                arcs = lay.extra_arcs(np.flatnonzero(blocked))
+        if blocked is None and prices is None and lid in self._plain and not self.p.keep_steps:
+            dsub, runs = self._plain[lid][1], False
+        else:
+            dsub, runs = lay.values(val, blocked)
+        st = _sweep(lay, arcs, dsub, runs)
+        tracks = [RawTrack(int(wmap[w]), i, j) for w, i, j in _backtrack(lay, arcs, st)]
+        n_fixed = sum(1 for t in tracks if self.p.windows[t.window].fixed)
+        return st.value - n_fixed * self.bonus, tracks
+
+
+def plain_value(problem: Problem, tracks: Sequence[RawTrack]) -> float:
+    """Sum of weight x tracked seconds."""
+    r = problem.grid.resolution_s
+    return float(
+        sum(
+            problem.satellites[problem.windows[t.window].sat].weight * (t.end - t.start) * r
+            for t in tracks
+        )
+    )
+
+
+def _used_steps(problem: Problem, tracks: Sequence[RawTrack]) -> npt.NDArray[np.bool_]:
+    """(satellites x grid points): True where some track covers the step."""
+    used = np.zeros((len(problem.satellites), problem.grid.n_steps + 1), dtype=bool)
+    for t in tracks:
+        used[problem.windows[t.window].sat, t.start : t.end] = True
+    return used
+
+
+def _day_counts(
+    problem: Problem, tracks: Sequence[RawTrack]
+) -> dict[tuple[int, int], list[RawTrack]]:
+    out: dict[tuple[int, int], list[RawTrack]] = {}
+    for t in tracks:
+        sat = problem.windows[t.window].sat
+        out.setdefault((sat, problem.day_of(t.start)), []).append(t)
+    return out
+
+
+def solve_optimal(
+    problem: Problem,
+    *,
+    gap_tol: float = 1e-9,
+    max_iterations: int = 40,
+    milp_max_vars: int = 60_000,
+    milp_time_s: float = 60.0,
+    deadline: Callable[[], bool] | None = None,
+) -> SolveResult:
+    """Best plan within the model: exact for one antenna, bounded for several.
+
+    1. One DP per antenna without the coupling: exact when there is nothing to couple,
+       otherwise an upper bound.
+    2. Antennas in turn, each avoiding the others' steps: a feasible plan.
+    3. If the gap exceeds ``gap_tol``: an exact MILP when the instance is small enough,
+       else Lagrangian price iterations tightening the bound until ``deadline()``
+       (polled between iterations; the bounded-time mode) or ``max_iterations``.
+
+    ``upper_bound`` is valid in every case, and ``gap`` bounds the distance from the
+    optimum.
+    """
+    solver = _Solver(problem)
+    n_ant = len(problem.antennas)
+    coupled = problem.settings.one_antenna_per_satellite and n_ant > 1
+    stats: dict[str, float | int | str] = {
+        "windows": len(problem.windows),
+        "arcs": sum(lay.n_arcs for lay in solver.layouts.values()),
+        "resolution_s": problem.grid.resolution_s,
+        "iterations": 0,
+    }
+    relaxed = _relaxed(solver, None)
+    upper = sum(v for v, _ in relaxed)
+    all_relaxed = [t for _, tr in relaxed for t in tr]
+    if not coupled and not _violates_limits(problem, all_relaxed):
+        obj = plain_value(problem, all_relaxed)
+        return SolveResult(all_relaxed, obj, max(upper, obj), "dp", stats)
+    order = sorted(range(n_ant), key=lambda a: -relaxed[a][0])
+    best_tracks = _sequential(problem, solver, order, first=relaxed[order[0]][1])
+    best_obj = plain_value(problem, best_tracks)
+
+    def open_gap() -> bool:
+        return (upper - best_obj) > gap_tol * max(1.0, upper)
+
+    method = "dp+sequential"
+    if open_gap() and _milp_size(solver) <= milp_max_vars:
+        exact = _milp(problem, solver, milp_max_vars, milp_time_s)
+        if exact is not None:
+            m_tracks, m_obj, m_bound = exact
+            if m_obj >= best_obj - 1e-9:
+                best_tracks, best_obj = m_tracks, m_obj
+            upper = min(upper, m_bound)
+            method = "milp"
+    # Lagrangian relaxation of the coupling: prices on (satellite, step), one DP per
+    # antenna class per iteration, projected subgradient steps (Polyak).
+    it = 0
+    lam_max = solver.max_price()
+    if open_gap() and method != "milp" and solver.priceable and lam_max.any():
+        # Start from every trackable step of a satellite priced at its excess weight
+        # over the lightest one (what an antenna gives up by not tracking it): the
+        # relaxed antennas then chase nothing in particular, and the bound is the
+        # lightest-weight plan of every antenna plus all the excess on offer.
+        prices = np.where(_trackable(problem), lam_max[:, None], 0.0)
+        if deadline is None or not deadline():
+            it += 1
+            relaxed = _relaxed(solver, prices)
+            upper = min(upper, sum(v for v, _ in relaxed) + float(prices.sum()))
+        theta = 1.0
+        while open_gap() and it < max_iterations:
+            if deadline is not None and deadline():
+                break
+            g = (_coverage(problem, relaxed) - 1).astype(np.float64)
+            g[(g < 0) & (prices <= 0)] = 0.0
+            g[(g > 0) & (prices >= lam_max[:, None])] = 0.0
+            norm2 = float((g * g).sum())
+            if norm2 <= 0:
+                break
+            step = theta * max(upper - best_obj, 1e-9) / norm2
+            prices = np.clip(prices + step * g, 0.0, lam_max[:, None])
+            it += 1
+            relaxed = _relaxed(solver, prices)
+            bound = sum(v for v, _ in relaxed) + float(prices.sum())
+            if bound < upper - 1e-9:
+                upper = bound
+            else:
+                theta *= 0.5
+        method = "lagrangian"
+    # Then each antenna re-planned against all the others' plans, while it pays.
+    if coupled and open_gap() and method != "milp":
+        for _round in range(2):
+            improved = False
+            for a in order:
+                if deadline is not None and deadline():
+                    break
+                others = [t for t in best_tracks if problem.windows[t.window].antenna != a]
+                _, mine = solver.run_dp(a, None, _used_steps(problem, others))
+                cand = _repair_limits(problem, others + mine)
+                cobj = plain_value(problem, cand)
+                if cobj > best_obj + 1e-9:
+                    best_tracks, best_obj, improved = cand, cobj, True
+            if not improved or (deadline is not None and deadline()):
+                break
+    stats["iterations"] = it
+    return SolveResult(best_tracks, best_obj, max(upper, best_obj), method, stats)
+
+
+def _trackable(problem: Problem) -> npt.NDArray[np.bool_]:
+    """(satellites x grid points): True where some antenna has a window on the step."""
+    n = problem.grid.n_steps + 2
+    diff = np.zeros(len(problem.satellites) * n, dtype=np.int64)
+    sat = np.fromiter((w.sat for w in problem.windows), dtype=np.int64)
+    first = np.fromiter((w.first for w in problem.windows), dtype=np.int64)
+    last = first + np.fromiter((len(w.az_rot_deg) - 1 for w in problem.windows), dtype=np.int64)
+    np.add.at(diff, sat * n + first, 1)
+    np.add.at(diff, sat * n + last, -1)
+    return np.cumsum(diff.reshape(-1, n), axis=1)[:, : n - 1] > 0
+
+
+def _coverage(
+    problem: Problem, relaxed: Sequence[tuple[float, list[RawTrack]]]
+) -> npt.NDArray[np.int64]:
+    """(satellites x grid points): how many antennas track each step."""
+    cover = np.zeros((len(problem.satellites), problem.grid.n_steps + 1), dtype=np.int64)
+    for _, tracks in relaxed:
+        for t in tracks:
+            cover[problem.windows[t.window].sat, t.start : t.end] += 1
+    return cover
+
+
+def _relaxed(solver: _Solver, prices: FloatArray | None) -> list[tuple[float, list[RawTrack]]]:
+    """One DP per antenna without the coupling (once per class of identical antennas)."""
+    problem = solver.p
+    out: list[tuple[float, list[RawTrack]]] = []
+    cache: dict[int, tuple[float, list[RawTrack]]] = {}
+    cache_owner: dict[int, int] = {}
+    for a in range(len(problem.antennas)):
+        lid, wmap = solver.layout_map[a]
+        if lid in cache and not problem.keep_steps:
+            v, tr = cache[lid]
+            base = solver.layout_map[cache_owner[lid]][1]
+            pos = {int(w): i for i, w in enumerate(base)}
+            out.append((v, [RawTrack(int(wmap[pos[t.window]]), t.start, t.end) for t in tr]))
+            continue
+        res = solver.run_dp(a, prices)
+        cache[lid] = res
+        cache_owner[lid] = a
+        out.append(res)
+    return out
+
+
+def _milp_size(solver: _Solver) -> int:
+    """Rough number of MILP variables."""
+    est = 0
+    for a in range(len(solver.p.antennas)):
+        lay = solver.layouts[solver.layout_map[a][0]]
+        est += 7 * int(lay.active.sum()) + 3 * lay.n_arcs + lay.nc
+    return est
+
+
+def _violates_limits(problem: Problem, tracks: Sequence[RawTrack]) -> bool:
+    for (sat, _day), lst in _day_counts(problem, tracks).items():
+        cap = problem.satellites[sat].max_contacts_per_day
+        if cap is not None and len(lst) > cap:
+            return True
+    return False
+
+
+def _sequential(
+    problem: Problem,
+    solver: _Solver,
+    order: Sequence[int],
+    *,
+    first: list[RawTrack] | None = None,
+) -> list[RawTrack]:
+    """Antennas one after the other, each avoiding what the previous ones track."""
+    chosen: list[RawTrack] = []
+    coupled = problem.settings.one_antenna_per_satellite
+    for i, a in enumerate(order):
+        if i == 0 and first is not None:
+            chosen.extend(first)
+            continue
+        blocked = _used_steps(problem, chosen) if coupled else None
+        _, tracks = solver.run_dp(a, None, blocked)
+        chosen.extend(tracks)
+    return _repair_limits(problem, chosen)
+
+
+def _repair_limits(problem: Problem, tracks: list[RawTrack]) -> list[RawTrack]:
+    """Drop the least valuable contacts beyond a satellite's daily maximum."""
+    over = False
+    keep = set(range(len(tracks)))
+    index = {id(t): i for i, t in enumerate(tracks)}
+    for (sat, _day), lst in _day_counts(problem, tracks).items():
+        cap = problem.satellites[sat].max_contacts_per_day
+        if cap is None or len(lst) <= cap:
+            continue
+        over = True
+        ranked = sorted(
+            lst, key=lambda t: (problem.windows[t.window].fixed, t.end - t.start), reverse=True
+        )
+        for t in ranked[cap:]:
+            keep.discard(index[id(t)])
+    if not over:
+        return tracks
+    return [t for i, t in enumerate(tracks) if i in keep]
+
+
+def _milp(
+    problem: Problem, solver: _Solver, max_vars: int, time_s: float
+) -> tuple[list[RawTrack], float, float] | None:
+    """Exact solution by MILP (HiGHS) on the DP's own nodes and arcs; small instances only.
+
+    Per antenna one unit of flow runs from a source to a sink through start nodes
+    ``S``, track nodes ``R`` (a track of at least ``m`` steps entered by a start arc),
+    handover arcs, an idle chain (the far handovers) and follow arcs. The coupling and
+    per-day limits are plain linear constraints. Returns None when too large.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import-untyped]
+    from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
+
+    cols_val: list[float] = []
+    eq_rows: list[int] = []
+    eq_cols: list[int] = []
+    eq_vals: list[float] = []
+    eq_rhs: list[float] = []
+    n_var = 0
+    # Coupling rows keyed by (sat, step); daily rows by (sat, day).
+    cover: dict[tuple[int, int], list[int]] = {}
+    daily: dict[tuple[int, int], list[int]] = {}
+    fixed_vars: list[int] = []
+    # For reading the solution back.
+    start_vars: list[tuple[int, int, int, int, int, int]] = []  # var, ant, window, k, m, slot
+    run_var_of: dict[tuple[int, int], int] = {}  # (antenna, cell) -> run var
+    est = 0
+    for a in range(len(problem.antennas)):
+        lid, _ = solver.layout_map[a]
+        lay = solver.layouts[lid]
+        est += 7 * int(lay.active.sum()) + lay.n_arcs + lay.nc
+    if est > max_vars:
+        return None
+    node_base = 0
+
+    def var(value: float) -> int:
+        nonlocal n_var
+        cols_val.append(value)
+        n_var += 1
+        return n_var - 1
+
+    def flow(var_id: int, out_node: int | None, in_node: int | None) -> None:
+        if out_node is not None:
+            eq_rows.append(out_node)
+            eq_cols.append(var_id)
+            eq_vals.append(-1.0)
+        if in_node is not None:
+            eq_rows.append(in_node)
+            eq_cols.append(var_id)
+            eq_vals.append(1.0)
+
+    for a in range(len(problem.antennas)):
+        lid, wmap = solver.layout_map[a]
+        lay = solver.layouts[lid]
+        ns, nc = lay.ns, lay.nc
+        size = nc * ns
+        val = solver.base_values(a, None)
+        fixed_first = [
+            int(lay.cell_of_point[lay.point_offset[li]]) for li in np.flatnonzero(lay.fixed)
+        ]
+        for c in fixed_first:
+            val[c] -= solver.bonus
+        cum = np.zeros(size)
+        cs = np.concatenate(
+            (
+                np.zeros(ns),
+                np.cumsum(np.where(lay.active, val, 0.0).reshape(nc, ns), axis=0).ravel(),
+            )
+        )
+        act = np.flatnonzero(lay.active)
+        cum[act] = cs[act] - cs[lay.first_cell[act]]
+        # Node numbering for this antenna: S cells, R cells, I columns, src, sink.
+        s_node = node_base
+        r_node = node_base + size
+        i_node = node_base + 2 * size
+        src = node_base + 2 * size + nc
+        sink = src + 1
+        node_base = sink + 1
+        eq_rhs.extend([0.0] * (2 * size + nc))
+        eq_rhs.extend([-1.0, 1.0])
+        can_start = lay.can_start
+        can_end = np.zeros(size, dtype=bool)
+        can_end[act] = lay.pmidx[act] != lay.neg_cell
+        fixed_cell = np.zeros(size, dtype=bool)
+        if lay.fixed.any():
+            fc = act[lay.fixed[lay.win[act]]]
+            fixed_cell[fc] = True
+            wl = lay.win[fc]
+            kk = fc // ns
+            can_end[fc] = kk == lay.firsts[wl] + lay.lengths[wl] - 1
+        for c in act.tolist():
+            w = int(lay.win[c])
+            k = c // ns
+            m = int(lay.mins[w])
+            last = int(lay.firsts[w] + lay.lengths[w] - 1)
+            sat = int(lay.sat[c])
+            if can_start[c]:
+                v = var(float(cum[c + m * ns] - cum[c]))
+                flow(v, s_node + c, r_node + c + m * ns)
+                start_vars.append((v, a, int(wmap[w]), k, m, c % ns))
+                for kk in range(k, k + m):
+                    cover.setdefault((sat, kk), []).append(v)
+                daily.setdefault((sat, problem.day_of(k)), []).append(v)
+                if fixed_cell[c]:
+                    fixed_vars.append(v)
+                if k + 1 <= last and can_start[c + ns]:
+                    fo = var(0.0)
+                    flow(fo, s_node + c, s_node + c + ns)
+            if can_end[c] or (k >= lay.firsts[w] + m and k <= last):
+                if k < last and not fixed_cell[c]:
+                    ru = var(float(val[c]))
+                    flow(ru, r_node + c, r_node + c + ns)
+                    cover.setdefault((sat, k), []).append(ru)
+                    run_var_of[(a, c)] = ru
+                if can_end[c]:
+                    idle = var(0.0)
+                    flow(idle, r_node + c, i_node + k)
+                    sk = var(0.0)
+                    flow(sk, r_node + c, sink)
+        for k in range(nc - 1):
+            v = var(0.0)
+            flow(v, i_node + k, i_node + k + 1)
+        # Pruned arcs assume a track may always go on; with the coupling rows it may
+        # not, so the MILP gets every earliest arrival.
+        full_arcs = lay.extra_arcs(np.flatnonzero(lay.can_end)) if lay.prune else lay.arcs
+        g = lay.far
+        for c in np.flatnonzero(can_start).tolist():
+            k = c // ns
+            if k - g >= 0:
+                v = var(0.0)
+                flow(v, i_node + k - g, s_node + c)
+        for s_c, d_c in zip(full_arcs.src.tolist(), full_arcs.dst.tolist(), strict=True):
+            v = var(0.0)
+            if s_c == lay.zero_cell:
+                flow(v, src, s_node + d_c)
+            else:
+                flow(v, r_node + s_c, s_node + d_c)
+        # Idle from the start: any window from G0 on (directly below G, by the idle
+        # chain from G on).
+        v = var(0.0)
+        flow(v, src, i_node + 0)
+        for c in np.flatnonzero(can_start).tolist():
+            if lay.g0 <= c // ns < g:
+                v = var(0.0)
+                flow(v, src, s_node + c)
+        v = var(0.0)
+        flow(v, src, sink)
+    if n_var > max_vars:
+        return None
+    ub_rows: list[list[int]] = []
+    ub_rhs: list[float] = []
+    if problem.settings.one_antenna_per_satellite:
+        for vs in cover.values():
+            if len(vs) > 1:
+                ub_rows.append(vs)
+                ub_rhs.append(1.0)
+    for (sat, _day), vs in daily.items():
+        cap = problem.satellites[sat].max_contacts_per_day
+        if cap is not None and len(vs) > cap:
+            ub_rows.append(vs)
+            ub_rhs.append(float(cap))
+    constraints = [
+        LinearConstraint(
+            coo_matrix((eq_vals, (eq_rows, eq_cols)), shape=(node_base, n_var)).tocsr(),
+            eq_rhs,
+            eq_rhs,
+        )
+    ]
+    if ub_rows:
+        rr = [i for i, row in enumerate(ub_rows) for _ in row]
+        cc = [v for row in ub_rows for v in row]
+        constraints.append(
+            LinearConstraint(
+                coo_matrix((np.ones(len(cc)), (rr, cc)), shape=(len(ub_rows), n_var)).tocsr(),
+                -np.inf,
+                ub_rhs,
+            )
+        )
+    lb = np.zeros(n_var)
+    lb[fixed_vars] = 1.0
+    res = milp(
+        -np.array(cols_val),
+        integrality=np.ones(n_var),
+        bounds=Bounds(lb, np.ones(n_var)),
+        constraints=constraints,
+        options={"time_limit": time_s, "mip_rel_gap": 1e-9, "disp": False},
+    )
+    if res.x is None:
+        return None
+    x = np.round(res.x).astype(np.int64)
+    tracks: list[RawTrack] = []
+    for v, a, wi, k, m, s in start_vars:
+        if x[v] != 1:
+            continue
+        ns = solver.layouts[solver.layout_map[a][0]].ns
+        j = k + m
+        while True:
+            nxt = run_var_of.get((a, j * ns + s))
+            if nxt is None or x[nxt] != 1:
+                break
+            j += 1
+        tracks.append(RawTrack(wi, k, j))
+    obj = plain_value(problem, tracks)
+    dual = getattr(res, "mip_dual_bound", None)
+    bound = -float(dual) if dual is not None and math.isfinite(float(dual)) else math.inf
+    if res.status == 0:
+        # Solved to optimality (within mip_rel_gap): the plan is its own bound.
+        bound = min(bound, obj * (1.0 + 1e-9) + 1e-9)
+    return tracks, obj, max(bound, obj)
