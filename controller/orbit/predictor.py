@@ -392,15 +392,44 @@ class _Geometry:
         self.el_hi = math.radians(self.mask.max_el_deg) + margin
 
     def samples(
-        self, err: npt.NDArray[np.int_], r: FloatArray, v: FloatArray, *, keep_kin: bool = False
+        self,
+        err: npt.NDArray[np.int_],
+        r: FloatArray,
+        v: FloatArray,
+        *,
+        keep_kin: bool = False,
+        visibility: bool = True,
+        culmination: bool = True,
     ) -> _Samples:
-        """Look angles, mask function and visibility functions at Earth-fixed states.
+        """Look angles, mask function and visibility functions at Earth-fixed states."""
+        # Contiguous components: strided views of (..., 3) arrays make every
+        # elementwise operation several times slower.
+        return self.samples_xyz(
+            err,
+            *(np.ascontiguousarray(r[..., i]) for i in range(3)),
+            *(np.ascontiguousarray(v[..., i]) for i in range(3)),
+            keep_kin=keep_kin,
+            visibility=visibility,
+            culmination=culmination,
+        )
 
-        Works on contiguous component arrays (x, y, z separately): strided views of
-        (..., 3) arrays make every elementwise operation several times slower.
-        """
-        x, y, z = (np.ascontiguousarray(r[..., i]) for i in range(3))
-        vx, vy, vz = (np.ascontiguousarray(v[..., i]) for i in range(3))
+    def samples_xyz(
+        self,
+        err: npt.NDArray[np.int_],
+        x: FloatArray,
+        y: FloatArray,
+        z: FloatArray,
+        vx: FloatArray,
+        vy: FloatArray,
+        vz: FloatArray,
+        *,
+        keep_kin: bool = False,
+        visibility: bool = True,
+        culmination: bool = True,
+    ) -> _Samples:
+        """:meth:`samples` on components. ``visibility``/``culmination`` False skip the
+        central-angle functions / the sin(el) derivatives (left as zeros) when a root
+        search does not need them."""
         px, py, pz = self.pos
         dx, dy, dz = x - px, y - py, z - pz
         (e0, e1, e2), (n0, n1, n2), (u0, u1, u2) = self.axes
@@ -424,27 +453,59 @@ class _Geometry:
         # d(sin el)/dt has the sign of el' but stays smooth through the zenith, where
         # el itself has a cusp; culminations are roots of this one.
         sinelp = (du * rng - u * rr) / rng2
+        need_acc = culmination or keep_kin
         # Its second derivative, for Newton on culminations: acceleration from gravity
         # (two-body + J2, axisymmetric so the same in the Earth-fixed frame) plus the
         # rotating frame's Coriolis and centrifugal terms.
         rn2 = x * x + y * y + z * z
         rn = np.sqrt(rn2)
-        z2 = (z * z) / rn2
-        k0 = -_MU_KM3_S2 / (rn2 * rn)
-        kj = (1.5 * _J2 * _R_EARTH_WGS72_KM * _R_EARTH_WGS72_KM) / rn2
-        w = EARTH_ROTATION_RAD_S
-        kxy = k0 * (1.0 + kj * (1.0 - 5.0 * z2)) + w * w
-        ax = kxy * x + (2.0 * w) * vy
-        ay = kxy * y - (2.0 * w) * vx
-        az_ = k0 * (1.0 + kj * (3.0 - 5.0 * z2)) * z
-        upp = u0 * ax + u1 * ay + u2 * az_
-        v2 = vx * vx + vy * vy + vz * vz
-        rrp = (v2 + dx * ax + dy * ay + dz * az_ - rr * rr) / rng
-        sinelpp = (upp - (2.0 * du * rr + u * rrp) / rng + 2.0 * u * rr * rr / rng2) / rng
+        if need_acc:
+            z2 = (z * z) / rn2
+            k0 = -_MU_KM3_S2 / (rn2 * rn)
+            kj = (1.5 * _J2 * _R_EARTH_WGS72_KM * _R_EARTH_WGS72_KM) / rn2
+            w = EARTH_ROTATION_RAD_S
+            kxy = k0 * (1.0 + kj * (1.0 - 5.0 * z2)) + w * w
+            ax = kxy * x + (2.0 * w) * vy
+            ay = kxy * y - (2.0 * w) * vx
+            az_ = k0 * (1.0 + kj * (3.0 - 5.0 * z2)) * z
+        if culmination:
+            upp = u0 * ax + u1 * ay + u2 * az_
+            v2 = vx * vx + vy * vy + vz * vz
+            rrp = (v2 + dx * ax + dy * ay + dz * az_ - rr * rr) / rng
+            sinelpp = (upp - (2.0 * du * rr + u * rrp) / rng + 2.0 * u * rr * rr / rng2) / rng
+        else:
+            sinelpp = sinelp
         az = np.mod(np.arctan2(e, n), 2.0 * np.pi)
         mask_el, mask_slope = self.mask.el_rad(az)
         g = el - mask_el
         gp = elp - mask_slope * azp
+        if not visibility:
+            zeros = np.zeros_like(g)
+            f_out = fp_out = f_in = fp_in = zeros
+        else:
+            f_out, fp_out, f_in, fp_in = self._visibility(x, y, z, vx, vy, vz, rn)
+        bad = err != 0
+        if np.any(bad):
+            # Propagation failed: never visible, never a root.
+            f_out = np.where(bad, -4.0, f_out)
+            f_in = np.where(bad, -4.0, f_in)
+            g = np.where(bad, -np.pi, g)
+        kin = np.stack((x, y, z, vx, vy, vz, ax, ay, az_), axis=-1) if keep_kin else None
+        return _Samples(
+            err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, sinelp, sinelpp, az, rng, rr, kin
+        )
+
+    def _visibility(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        z: FloatArray,
+        vx: FloatArray,
+        vy: FloatArray,
+        vz: FloatArray,
+        rn: FloatArray,
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """f_out, f_out', f_in, f_in' (see the module docstring)."""
         rdot = (x * vx + y * vy + z * vz) / rn
         sx, sy, sz = self.s_hat
         c = (sx * x + sy * y + sz * z) / rn
@@ -459,16 +520,7 @@ class _Geometry:
         else:
             f_in = np.full_like(c, -2.0)
             fp_in = np.zeros_like(c)
-        bad = err != 0
-        if np.any(bad):
-            # Propagation failed: never visible, never a root.
-            f_out = np.where(bad, -4.0, f_out)
-            f_in = np.where(bad, -4.0, f_in)
-            g = np.where(bad, -np.pi, g)
-        kin = np.stack((x, y, z, vx, vy, vz, ax, ay, az_), axis=-1) if keep_kin else None
-        return _Samples(
-            err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, sinelp, sinelpp, az, rng, rr, kin
-        )
+        return f_out, fp_out, f_in, fp_in
 
 
 class PassPredictor:
@@ -508,6 +560,8 @@ class PassPredictor:
         t: FloatArray,
         *,
         keep_kin: bool = True,
+        visibility: bool = True,
+        culmination: bool = True,
     ) -> _Samples:
         """Propagate satellite ``sat[i]`` at ``t[i]`` seconds after the reference epoch."""
         n = len(sat)
@@ -536,7 +590,12 @@ class PassPredictor:
         inverse = np.empty(n, dtype=np.intp)
         inverse[order] = np.arange(n)
         return geo.samples(
-            err.astype(np.int_)[inverse], r_e[inverse], v_e[inverse], keep_kin=keep_kin
+            err.astype(np.int_)[inverse],
+            r_e[inverse],
+            v_e[inverse],
+            keep_kin=keep_kin,
+            visibility=visibility,
+            culmination=culmination,
         )
 
     # -- public API -----------------------------------------------------------
@@ -697,12 +756,29 @@ class _Search:
         period_s = np.array([2.0 * math.pi / float(rec.no_kozai) * 60.0 for rec in pred._satrecs])
         self.single_peak = geo.mask.is_flat & (ecc < 0.1) & (period_s > 3.0 * COARSE_STEP_S)
 
-    def eval(self, sat: IntArray, t: FloatArray, *, keep_kin: bool = True) -> _Samples:
-        """Evaluate pairs with sgp4, counting the work."""
+    def eval(
+        self,
+        sat: IntArray,
+        t: FloatArray,
+        *,
+        keep_kin: bool = True,
+        visibility: bool = True,
+        culmination: bool = True,
+    ) -> _Samples:
+        """Evaluate pairs with sgp4, counting the work (flags: see _Geometry.samples)."""
         self.samples += len(sat)
-        return self.pred._eval_pairs(self.geo, self.jd0, self.fr0, sat, t, keep_kin=keep_kin)
+        return self.pred._eval_pairs(
+            self.geo,
+            self.jd0,
+            self.fr0,
+            sat,
+            t,
+            keep_kin=keep_kin,
+            visibility=visibility,
+            culmination=culmination,
+        )
 
-    def _extrapolate(self, kin: FloatArray, dt: FloatArray) -> _Samples:
+    def _extrapolate(self, kin: FloatArray, dt: FloatArray, *, culmination: bool) -> _Samples:
         """Samples dt seconds from sampled states, by a local Taylor model (no sgp4).
 
         Position and velocity are carried with the sampled acceleration (gravity with J2
@@ -710,10 +786,19 @@ class _Search:
         n^3 r dt^3 / 6, i.e. centimetres at |dt| <= TAYLOR_MAX_S for any LEO orbit,
         which moves a root by well under 0.1 ms.
         """
-        d = dt[:, None]
-        r = kin[:, 0:3] + kin[:, 3:6] * d + 0.5 * kin[:, 6:9] * d * d
-        v = kin[:, 3:6] + kin[:, 6:9] * d
-        return self.geo.samples(np.zeros(len(dt), dtype=np.int_), r, v)
+        half = 0.5 * dt * dt
+        k = kin.T
+        return self.geo.samples_xyz(
+            np.zeros(len(dt), dtype=np.int_),
+            k[0] + k[3] * dt + k[6] * half,
+            k[1] + k[4] * dt + k[7] * half,
+            k[2] + k[5] * dt + k[8] * half,
+            k[3] + k[6] * dt,
+            k[4] + k[7] * dt,
+            k[5] + k[8] * dt,
+            visibility=False,
+            culmination=culmination,
+        )
 
     def _taylor_root(
         self,
@@ -753,7 +838,7 @@ class _Search:
             live, tn, step = live[valid], tn[valid], step[valid]
             if not len(live):
                 break
-            st = self._extrapolate(kin[live], tn - x0[live])
+            st = self._extrapolate(kin[live], tn - x0[live], culmination=which == "sinelp")
             conv = np.abs(step) < tol_s
             idx = live[conv]
             done[idx] = True
@@ -1202,7 +1287,7 @@ class _Search:
         for _ in range(_MAX_ITER):
             if not len(active):
                 break
-            s = self.eval(sat[active], x[active])
+            s = self.eval(sat[active], x[active], visibility=False)
             if s.kin is not None:
                 ok_t, t_t, el_t, az_t = self._taylor_root(
                     s.kin,
@@ -1297,7 +1382,7 @@ class _Search:
             found = count > 0
             guess[found] = total[found] / count[found]
             guess = np.clip(guess, a[long_b] + 1e-3, b[long_b] - 1e-3)
-            s = self.eval(sat[long_b], guess)
+            s = self.eval(sat[long_b], guess, visibility=False, culmination=False)
             same_as_a = np.sign(s.g) == np.sign(ga[long_b])
             a[long_b] = np.where(same_as_a, guess, a[long_b])
             ga[long_b] = np.where(same_as_a, s.g, ga[long_b])
@@ -1324,7 +1409,7 @@ class _Search:
             cand = cand[~done]
             if not len(active):
                 break
-            s = self.eval(sat[active], cand)
+            s = self.eval(sat[active], cand, visibility=False, culmination=False)
             same_as_a = np.sign(s.g) == np.sign(ga[active])
             a[active] = np.where(same_as_a, cand, a[active])
             ga[active] = np.where(same_as_a, s.g, ga[active])
