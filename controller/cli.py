@@ -391,6 +391,14 @@ def sim_serve(
     slew_el: Annotated[
         float | None, typer.Option("--slew-el", help="Elevation slew rate, deg/s.")
     ] = None,
+    control: Annotated[
+        bool,
+        typer.Option(
+            "--control",
+            help="Read fault commands from stdin (e.g. 'stall rotator az', 'drop radio 3', "
+            "'disconnect rotator 10'); one JSON answer per line on stdout.",
+        ),
+    ] = False,
 ) -> None:
     """Serve simulator twins in real time until SIGINT/SIGTERM.
 
@@ -432,7 +440,11 @@ def sim_serve(
         async with served:
             sys.stdout.write(json.dumps(dict(served)) + "\n")
             sys.stdout.flush()
+            # The control reader runs beside the wait so a signal ends it too.
+            reader_task = asyncio.create_task(_control_loop(served, stop)) if control else None
             await stop.wait()
+            if reader_task is not None:
+                reader_task.cancel()
 
     try:
         asyncio.run(serve())
@@ -566,6 +578,27 @@ def monitor(
                 ca_file=ca_file,
             )
         )
+
+
+async def _control_loop(served: object, stop: object) -> None:
+    """Apply fault commands read from stdin until EOF or stop (see controller.sim_control)."""
+    import asyncio
+
+    from controller.sim_control import apply_control
+    from firmware_bridge.simulators.serve import ServedSimulators
+
+    assert isinstance(served, ServedSimulators)
+    assert isinstance(stop, asyncio.Event)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while not stop.is_set():
+        line = await reader.readline()
+        if not line:
+            return  # stdin closed: keep serving until a signal
+        answer = await apply_control(served, line.decode("utf-8", errors="replace"))
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
 
 
 @seeds_app.command("generate")

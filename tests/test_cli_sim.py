@@ -52,3 +52,58 @@ def test_sim_serve_rejects_unknown_device() -> None:
     )
     assert out.returncode == 2
     assert "gs232b" in out.stderr
+
+
+def test_sim_serve_control_applies_faults_from_stdin() -> None:
+    """Fault commands on stdin are applied and answered; a bad one is refused, not fatal."""
+    proc = subprocess.Popen(
+        [str(BIN), "sim", "serve", "--rotator", "gs232b", "--pty", "--control"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        endpoints = json.loads(proc.stdout.readline())
+        answers = []
+        for line in ("stall rotator az", "frobnicate rotator", "drop radio 2", "late rotator x"):
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+            answers.append(json.loads(proc.stdout.readline()))
+        assert answers[0] == {"ok": True, "applied": "stall rotator az"}
+        assert answers[1]["ok"] is False
+        assert "unknown command" in answers[1]["error"]
+        assert answers[2]["ok"] is False
+        assert "no 'radio'" in answers[2]["error"]
+        assert answers[3]["ok"] is False
+        assert "SECONDS" in answers[3]["error"]
+        # Dropped replies: Hamlib's rotctl gets no answer (it fails), the server lives on.
+        proc.stdin.write("drop rotator\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["ok"] is True
+        out = subprocess.run(
+            ["rotctl", "-m", "603", "-r", endpoints["rotator"], "-s", "9600", "p"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode != 0
+        proc.stdin.write("clear rotator\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["ok"] is True
+        out = subprocess.run(
+            ["rotctl", "-m", "603", "-r", endpoints["rotator"], "-s", "9600", "p"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert len(out.stdout.split()) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
