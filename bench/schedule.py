@@ -11,7 +11,10 @@ planning time (windows, geometry, solving; wall clock and this process's CPU tim
 stays meaningful when other jobs share the machine), objective (weight x tracked seconds), the
 upper bound and gap, the greedy baseline's objective, and how much more the optimal
 plan gets. The optimiser runs in its bounded-time mode: ``--budget`` seconds from the
-start of planning, after which it returns its best plan with a valid upper bound.
+start of planning, after which it returns its best plan with a valid upper bound. Its
+least work (windows, geometry, one DP per antenna class alone and at the first
+Lagrangian prices, the antennas in turn) is done whatever the budget, so a short
+budget's planning time is that work's.
 
     .venv/bin/python bench/schedule.py [--days 7] [--resolution 30] [--budget 2] [--uniform]
 """
