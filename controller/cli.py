@@ -299,11 +299,60 @@ def _print_table(found: list[Pass], site: Station, begin: datetime, end: datetim
 
 
 @app.command()
+def run(
+    config: Annotated[Path, typer.Option(help="Station config (TOML).")],
+    broker: Annotated[
+        str | None, typer.Option(help="Override the config's broker (mqtt:// or mqtts:// URL).")
+    ] = None,
+) -> None:
+    """The station daemon, in real time, until SIGTERM/SIGINT (SIGHUP reloads)."""
+    from controller.run_cmd import run_daemon
+
+    code = run_daemon(config, broker)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def demo(
+    config: Annotated[Path, typer.Option(help="Simulated station config.")] = (
+        _REPO_ROOT / "configs" / "simulated.toml"
+    ),
+    speed: Annotated[float, typer.Option(help="Virtual time per real second.")] = 150.0,
+    duration: Annotated[
+        float, typer.Option(help="Simulated seconds to run (default 3 hours).")
+    ] = 10800.0,
+    broker: Annotated[
+        str | None, typer.Option(help="Use this broker instead of the embedded one.")
+    ] = None,
+    forever: Annotated[bool, typer.Option(help="Run until Ctrl-C.")] = False,
+) -> None:
+    """The simulated station on the accelerated virtual clock, with a summary at the end."""
+    from controller.demo import run_demo
+
+    code = run_demo(config, speed, duration, broker, forever)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("check-config")
+def check_config_cmd(
+    file: Annotated[Path, typer.Argument(help="The config file to check.")],
+) -> None:
+    """Print every problem of a config (file, key, value, what is allowed); exit 78 if any."""
+    from controller.run_cmd import check_config
+
+    code = check_config(file)
+    if code:
+        raise typer.Exit(code)
+
+
+@seeds_app.command("passes")
+def seeds_passes(
     hours: Annotated[float, typer.Option(help="How far ahead to look, in hours.")] = 6.0,
     start: Annotated[str | None, typer.Option(help="Start, ISO 8601 UTC (default: now).")] = None,
 ) -> None:
-    """Show the seed constellation's upcoming passes over the seed stations (no hardware)."""
+    """Show the seed constellation's upcoming passes over the seed stations."""
     clock = SystemClock()
     begin = _parse_utc(start) if start else clock.now()
     end = begin + timedelta(hours=hours)

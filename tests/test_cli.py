@@ -127,9 +127,9 @@ def test_usage_errors_have_exit_codes(tmp_path: Path) -> None:
     assert "ISO 8601" in r.stderr
 
 
-def test_demo_runs_and_summarises() -> None:
-    """The demo prints the per-station summary for the seed scenario and exits 0."""
-    r = runner.invoke(app, ["demo", "--hours", "2", "--start", "2026-11-26T00:00:00Z"])
+def test_seeds_passes_summarises() -> None:
+    """`seeds passes` prints the per-station summary for the seed scenario and exits 0."""
+    r = runner.invoke(app, ["seeds", "passes", "--hours", "2", "--start", "2026-11-26T00:00:00Z"])
     assert r.exit_code == 0, r.output
     assert "Passes per station" in r.stdout
     assert "de-weilheim" in r.stdout

@@ -1,0 +1,297 @@
+"""Link model: losses, predicted C/N0 and SNR, and a signal model for the simulated radios.
+
+The budget of one downlink, all in dB::
+
+    C/N0 = EIRP - L_fs - L_atm - L_point - L_tune + G/T - k        (k = -228.6 dBW/K/Hz)
+    SNR  = C/N0 - 10 log10(B)
+
+* ``L_fs``: free-space path loss, 20 log10(4 pi d f / c).
+* ``L_atm``: clear-air loss, the zenith value times the air mass 1/sin(el) (el held at 3 deg
+  or more, where the flat-earth air mass is still within a few percent of the real one).
+* ``L_point``: antenna pattern loss from the pointing error. The main lobe is the usual
+  parabola in dB, 12 (err/HPBW)^2 (3 dB at half the half-power beamwidth), limited by a
+  sidelobe floor (``pattern_floor_db``) beyond it.
+* ``L_tune``: mistuning loss from the frequency error through the receiver filter, the same
+  shape in frequency: 12 (df/B)^2, 3 dB at the filter edge, limited by a stop-band floor.
+
+:class:`LinkSignalModel` is a ``SignalModel`` for the radio twins
+(:mod:`firmware_bridge.simulators.radio`): it computes the S-meter from the *true*
+geometry, the satellite's real position (the predictor), the rotator twin's real antenna
+direction and the radio's real frequency, so a station that points or tunes badly sees its
+signal drop in simulation. The receiver noise sits at ``noise_floor_db`` (dB relative to S9)
+and the signal adds its SNR on top, so the meter reads ``floor + 10 log10(1 + 10^(SNR/10))``
+and :func:`snr_from_meter_db` turns a reading back into a measured SNR.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import numpy as np
+
+from controller.orbit.predictor import PassPredictor, Station
+from controller.tracking.config import AntennaLinkConfig, SatelliteLinkConfig
+from controller.tracking.doppler import downlink_at_ground_hz
+from controller.tracking.sky import FloatArray, SkyTrack, separation_one_deg
+
+__all__ = [
+    "BOLTZMANN_DBW_K_HZ",
+    "MISTUNING_FLOOR_DB",
+    "NOISE_FLOOR_DB",
+    "Emitter",
+    "LinkBudget",
+    "LinkSignalModel",
+    "allowed_pointing_error_deg",
+    "atmospheric_loss_db",
+    "free_space_loss_db",
+    "mistuning_loss_db",
+    "pattern_loss_db",
+    "snr_from_meter_db",
+]
+
+BOLTZMANN_DBW_K_HZ: Final = -228.6
+"""Boltzmann's constant in dBW/K/Hz."""
+MISTUNING_FLOOR_DB: Final = 40.0
+"""Largest mistuning loss: a signal far outside the filter is this far down (stop band)."""
+NOISE_FLOOR_DB: Final = -50.0
+"""Receiver noise on the S-meter, dB relative to S9 (the radio twins' own floor)."""
+_C_M_S: Final = 299_792_458.0
+_FSPL_CONST_DB: Final = 20 * math.log10(4 * math.pi / _C_M_S)
+_MIN_AIRMASS_EL_DEG: Final = 3.0
+_MAIN_LOBE_DB: Final = 12.0
+_TRUTH_STEP_S: Final = 1.0
+
+
+def free_space_loss_db(range_km: FloatArray | float, freq_hz: float) -> FloatArray:
+    """Free-space path loss 20 log10(4 pi d f / c) in dB."""
+    d_m = np.asarray(range_km, dtype=np.float64) * 1000.0
+    return np.asarray(
+        20 * np.log10(np.maximum(d_m, 1.0)) + 20 * math.log10(freq_hz) + _FSPL_CONST_DB,
+        dtype=np.float64,
+    )
+
+
+def atmospheric_loss_db(el_deg: FloatArray | float, zenith_loss_db: float) -> FloatArray:
+    """Clear-air loss: the zenith loss times the air mass 1/sin(el), el held at >= 3 deg."""
+    el = np.maximum(np.asarray(el_deg, dtype=np.float64), _MIN_AIRMASS_EL_DEG)
+    return np.asarray(zenith_loss_db / np.sin(np.radians(el)), dtype=np.float64)
+
+
+def pattern_loss_db(
+    error_deg: FloatArray | float, beamwidth_deg: float, floor_db: float
+) -> FloatArray:
+    """Antenna pattern loss: 12 (err/HPBW)^2 dB, at most ``floor_db`` (the sidelobes)."""
+    x = np.asarray(error_deg, dtype=np.float64) / beamwidth_deg
+    return np.asarray(np.minimum(_MAIN_LOBE_DB * x * x, floor_db), dtype=np.float64)
+
+
+def mistuning_loss_db(
+    freq_error_hz: FloatArray | float, bandwidth_hz: float, floor_db: float = MISTUNING_FLOOR_DB
+) -> FloatArray:
+    """Mistuning loss through the filter: 12 (df/B)^2 dB (3 dB at the edge), at most the floor."""
+    x = np.asarray(freq_error_hz, dtype=np.float64) / bandwidth_hz
+    return np.asarray(np.minimum(_MAIN_LOBE_DB * x * x, floor_db), dtype=np.float64)
+
+
+def allowed_pointing_error_deg(
+    margin_db: FloatArray | float, beamwidth_deg: float, floor_db: float
+) -> FloatArray:
+    """The pointing error a margin can absorb: the inverse of :func:`pattern_loss_db`.
+
+    Negative margin: -1 (nothing is allowed); at or above the sidelobe floor: 180 (anything).
+    """
+    m = np.asarray(margin_db, dtype=np.float64)
+    err = beamwidth_deg * np.sqrt(np.maximum(m, 0.0) / _MAIN_LOBE_DB)
+    err = np.where(m >= floor_db, 180.0, err)
+    return np.asarray(np.where(m < 0, -1.0, err), dtype=np.float64)
+
+
+def snr_from_meter_db(meter_db: float, noise_floor_db: float = NOISE_FLOOR_DB) -> float:
+    """The SNR a meter reading implies (signal power above the noise floor), dB."""
+    excess = 10 ** ((meter_db - noise_floor_db) / 10) - 1.0
+    return 10 * math.log10(excess) if excess > 1e-6 else -60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBudget:
+    """The budget of one downlink through one antenna (everything but the geometry)."""
+
+    freq_hz: float
+    eirp_dbw: float
+    g_over_t_db_k: float
+    bandwidth_hz: float
+    required_snr_db: float
+    beamwidth_deg: float
+    zenith_atmospheric_loss_db: float = 0.1
+    pattern_floor_db: float = 30.0
+
+    def __post_init__(self) -> None:
+        """Refuse a budget that cannot be computed, naming the field."""
+        for name in ("freq_hz", "bandwidth_hz", "beamwidth_deg", "pattern_floor_db"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"LinkBudget.{name}={value!r}: must be a finite number > 0")
+
+    @classmethod
+    def for_link(
+        cls, satellite: SatelliteLinkConfig, antenna: AntennaLinkConfig, beamwidth_deg: float
+    ) -> LinkBudget:
+        """The budget of ``satellite``'s downlink through an antenna; needs its downlink_hz."""
+        if satellite.downlink_hz is None:
+            raise ValueError(
+                f"satellite {satellite.norad_id}: no downlink_hz configured, so there is no "
+                "link budget; set downlink_hz for it"
+            )
+        return cls(
+            freq_hz=satellite.downlink_hz,
+            eirp_dbw=satellite.eirp_dbw,
+            g_over_t_db_k=antenna.g_over_t_db_k,
+            bandwidth_hz=satellite.bandwidth_hz,
+            required_snr_db=satellite.required_snr_db,
+            beamwidth_deg=beamwidth_deg,
+            zenith_atmospheric_loss_db=antenna.zenith_atmospheric_loss_db,
+            pattern_floor_db=antenna.pattern_floor_db,
+        )
+
+    def cn0_db_hz(
+        self,
+        range_km: FloatArray | float,
+        el_deg: FloatArray | float,
+        pointing_error_deg: FloatArray | float = 0.0,
+        freq_error_hz: FloatArray | float = 0.0,
+    ) -> FloatArray:
+        """Carrier to noise density (dB-Hz)."""
+        return np.asarray(
+            self.eirp_dbw
+            - free_space_loss_db(range_km, self.freq_hz)
+            - atmospheric_loss_db(el_deg, self.zenith_atmospheric_loss_db)
+            - pattern_loss_db(pointing_error_deg, self.beamwidth_deg, self.pattern_floor_db)
+            - mistuning_loss_db(freq_error_hz, self.bandwidth_hz)
+            + self.g_over_t_db_k
+            - BOLTZMANN_DBW_K_HZ,
+            dtype=np.float64,
+        )
+
+    def snr_db(
+        self,
+        range_km: FloatArray | float,
+        el_deg: FloatArray | float,
+        pointing_error_deg: FloatArray | float = 0.0,
+        freq_error_hz: FloatArray | float = 0.0,
+    ) -> FloatArray:
+        """SNR in the filter bandwidth (dB)."""
+        cn0 = self.cn0_db_hz(range_km, el_deg, pointing_error_deg, freq_error_hz)
+        return np.asarray(cn0 - 10 * math.log10(self.bandwidth_hz), dtype=np.float64)
+
+    def margin_db(
+        self,
+        range_km: FloatArray | float,
+        el_deg: FloatArray | float,
+        pointing_error_deg: FloatArray | float = 0.0,
+        freq_error_hz: FloatArray | float = 0.0,
+    ) -> FloatArray:
+        """SNR above the required SNR (dB)."""
+        snr = self.snr_db(range_km, el_deg, pointing_error_deg, freq_error_hz)
+        return np.asarray(snr - self.required_snr_db, dtype=np.float64)
+
+    def allowed_error_deg(
+        self, range_km: FloatArray | float, el_deg: FloatArray | float
+    ) -> FloatArray:
+        """The largest pointing error that keeps the link (perfectly tuned), per sample."""
+        margin = self.margin_db(range_km, el_deg)
+        return allowed_pointing_error_deg(margin, self.beamwidth_deg, self.pattern_floor_db)
+
+
+@dataclass(frozen=True, slots=True)
+class Emitter:
+    """A satellite transmitter the simulated radio can hear, on the air from ``start`` to ``end``.
+
+    ``transmit_hz`` is what the satellite really transmits (nominal plus its real oscillator
+    error, which calibration is meant to find).
+    """
+
+    norad_id: int
+    transmit_hz: float
+    budget: LinkBudget
+    start: datetime
+    end: datetime
+
+
+class LinkSignalModel:
+    """S-meter of a simulated radio from the true geometry; see the module docstring."""
+
+    def __init__(
+        self,
+        predictor: PassPredictor,
+        station: Station,
+        antenna_direction: Callable[[], tuple[float, float]],
+        emitters: Sequence[Emitter] = (),
+        *,
+        noise_floor_db: float = NOISE_FLOOR_DB,
+    ) -> None:
+        """``antenna_direction()`` returns where the antenna really points (rotator frame)."""
+        self._predictor = predictor
+        self._station = station
+        self._direction = antenna_direction
+        self._emitters = sorted(emitters, key=lambda e: e.start)
+        self._tracks: dict[Emitter, SkyTrack] = {}
+        self.noise_floor_db = noise_floor_db
+
+    def add(self, emitter: Emitter) -> None:
+        """Put another transmitter on the air."""
+        self._emitters.append(emitter)
+        self._emitters.sort(key=lambda e: e.start)
+
+    def _track(self, emitter: Emitter) -> SkyTrack:
+        """The emitter's true track, propagated once for its whole time on the air.
+
+        Why not one propagation per reading: a single-time call costs a millisecond, and the
+        meter is read every second; 1 s samples interpolated on the unit sphere are within
+        1e-4 deg of the satellite for LEO.
+        """
+        track = self._tracks.get(emitter)
+        if track is None:
+            track = SkyTrack.sample(
+                self._predictor,
+                self._station,
+                emitter.norad_id,
+                emitter.start,
+                emitter.end,
+                step_s=_TRUTH_STEP_S,
+            )
+            self._tracks[emitter] = track
+        return track
+
+    def snr_db(self, now: datetime, rx_freq_hz: float) -> float | None:
+        """The SNR of the strongest emitter on the air at ``now`` (None: nothing on the air)."""
+        best: float | None = None
+        for emitter in self._emitters:
+            if emitter.start > now:
+                break
+            if now > emitter.end:
+                continue
+            track = self._track(emitter)
+            point = track.point(track.at_time(now))
+            if point.el_deg < -1.0:
+                continue
+            az_a, el_a = self._direction()
+            error = separation_one_deg(az_a, el_a, point.az_deg, point.el_deg)
+            heard = downlink_at_ground_hz(emitter.transmit_hz, point.range_rate_km_s)
+            snr = float(
+                emitter.budget.snr_db(
+                    point.range_km, point.el_deg, error, float(rx_freq_hz) - heard
+                )
+            )
+            best = snr if best is None else max(best, snr)
+        return best
+
+    def signal_db(self, now: datetime, rx_freq_hz: int) -> float:
+        """The S-meter level (dB relative to S9): noise plus the strongest emitter's signal."""
+        snr = self.snr_db(now, rx_freq_hz)
+        if snr is None:
+            return self.noise_floor_db
+        return self.noise_floor_db + 10 * math.log10(1.0 + 10 ** (snr / 10))

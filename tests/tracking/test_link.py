@@ -1,0 +1,161 @@
+"""Link model: losses against hand-computed values, the budget, and the simulated S-meter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from controller.tracking.config import AntennaLinkConfig, SatelliteLinkConfig
+from controller.tracking.doppler import downlink_at_ground_hz
+from controller.tracking.link import (
+    NOISE_FLOOR_DB,
+    Emitter,
+    LinkBudget,
+    LinkSignalModel,
+    allowed_pointing_error_deg,
+    atmospheric_loss_db,
+    free_space_loss_db,
+    mistuning_loss_db,
+    pattern_loss_db,
+    snr_from_meter_db,
+)
+from controller.tracking.sky import SkyTrack
+from firmware_bridge.clock import VirtualClock
+from firmware_bridge.drivers.rotator import Position
+from firmware_bridge.simulators import create_simulator
+from firmware_bridge.simulators.radio import RigctldTwin
+from firmware_bridge.simulators.rotator import RotatorTwin
+from tests.tracking.conftest import Seed, caps
+
+
+def test_free_space_loss_hand_computed() -> None:
+    """1000 km at 437 MHz: 32.448 + 20 log10(1000) + 20 log10(437) = 145.257 dB."""
+    assert float(free_space_loss_db(1000.0, 437e6)) == pytest.approx(145.257, abs=0.005)
+
+
+def test_free_space_loss_grows_6_db_per_doubling() -> None:
+    """Twice the range, 6.02 dB more loss."""
+    a, b = free_space_loss_db(np.array([800.0, 1600.0]), 2.2e9)
+    assert b - a == pytest.approx(20 * math.log10(2), abs=1e-9)
+
+
+def test_atmospheric_loss_by_elevation() -> None:
+    """The zenith value at 90 deg, twice it at 30 deg (air mass 2), held below 3 deg."""
+    z = 0.4
+    assert float(atmospheric_loss_db(90.0, z)) == pytest.approx(0.4)
+    assert float(atmospheric_loss_db(30.0, z)) == pytest.approx(0.8)
+    assert float(atmospheric_loss_db(-2.0, z)) == pytest.approx(float(atmospheric_loss_db(3.0, z)))
+
+
+def test_pattern_loss_is_3_db_at_half_the_beamwidth() -> None:
+    """The half-power beamwidth: 3 dB down at half of it off axis, 0 on axis, floor beyond."""
+    assert float(pattern_loss_db(1.0, 2.0, 30.0)) == pytest.approx(3.0)
+    assert float(pattern_loss_db(0.0, 2.0, 30.0)) == 0.0
+    assert float(pattern_loss_db(40.0, 2.0, 30.0)) == 30.0
+
+
+def test_mistuning_loss_is_3_db_at_the_filter_edge() -> None:
+    """Half the bandwidth off: 3 dB; far outside: the stop-band floor."""
+    assert float(mistuning_loss_db(7500.0, 15000.0)) == pytest.approx(3.0)
+    assert float(mistuning_loss_db(-7500.0, 15000.0)) == pytest.approx(3.0)
+    assert float(mistuning_loss_db(1e6, 15000.0)) == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("margin", [0.1, 3.0, 9.5, 29.0])
+def test_allowed_error_inverts_the_pattern(margin: float) -> None:
+    """The allowed error is exactly where the pattern loss eats the margin."""
+    err = float(allowed_pointing_error_deg(margin, 2.0, 30.0))
+    assert float(pattern_loss_db(err, 2.0, 30.0)) == pytest.approx(margin)
+
+
+def test_allowed_error_edges() -> None:
+    """No margin: nothing allowed (-1); a margin beyond the sidelobe floor: anything (180)."""
+    out = allowed_pointing_error_deg(np.array([-1.0, 31.0]), 2.0, 30.0)
+    assert list(out) == [-1.0, 180.0]
+
+
+def test_budget_relations() -> None:
+    """C/N0 - SNR is 10 log10(B); the margin is SNR minus the required SNR."""
+    budget = LinkBudget(437e6, 5.0, -10.0, 12_500.0, 8.0, 10.0)
+    cn0 = float(budget.cn0_db_hz(1500.0, 40.0))
+    snr = float(budget.snr_db(1500.0, 40.0))
+    assert cn0 - snr == pytest.approx(10 * math.log10(12_500.0))
+    assert float(budget.margin_db(1500.0, 40.0)) == pytest.approx(snr - 8.0)
+    # C/N0 by hand: EIRP - FSPL - atmosphere + G/T + 228.6.
+    by_hand = (
+        5.0
+        - float(free_space_loss_db(1500.0, 437e6))
+        - 0.1 / math.sin(math.radians(40.0))
+        - 10.0
+        + 228.6
+    )
+    assert cn0 == pytest.approx(by_hand)
+
+
+def test_budget_needs_a_downlink() -> None:
+    """A satellite without downlink_hz has no budget, and the error says what to set."""
+    with pytest.raises(ValueError, match="downlink_hz"):
+        LinkBudget.for_link(SatelliteLinkConfig(norad_id=7), AntennaLinkConfig(), 10.0)
+
+
+def test_budget_refuses_a_zero_bandwidth() -> None:
+    """A budget that cannot be computed names the field."""
+    with pytest.raises(ValueError, match="bandwidth_hz"):
+        LinkBudget(437e6, 0.0, 0.0, 0.0, 10.0, 10.0)
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 12.0, 40.0])
+def test_meter_reading_gives_the_snr_back(snr: float) -> None:
+    """floor + 10 log10(1 + 10^(snr/10)) read on the meter turns back into the same SNR."""
+    meter = NOISE_FLOOR_DB + 10 * math.log10(1 + 10 ** (snr / 10))
+    assert snr_from_meter_db(meter) == pytest.approx(snr, abs=1e-9)
+
+
+async def test_simulated_s_meter_follows_the_true_pointing_and_tuning(seed_data: Seed) -> None:
+    """The radio twin's S-meter, from the rotator twin's true direction and its own frequency:
+    on target it shows the budget's SNR, mistuned by half the filter 3 dB less, slewed 6 deg
+    away the SNR of the true error (over 2 dB less), and after LOS only noise."""
+    p = next(p for p in seed_data.passes if 40 < p.max_el_deg < 70 and p.duration_s > 600)
+    track = SkyTrack.from_pass(seed_data.predictor, seed_data.station, p)
+    at = track.point(track.tca_s)
+    clock = VirtualClock(p.tca)
+    rotator = create_simulator(
+        "rotator",
+        "rotctld",
+        clock=clock,
+        capabilities=caps(),
+        start=Position(at.az_deg, at.el_deg),
+    )
+    assert isinstance(rotator, RotatorTwin)
+    budget = LinkBudget(437e6, 0.0, -15.0, 15_000.0, 10.0, 12.0)
+    model = LinkSignalModel(
+        seed_data.predictor,
+        seed_data.station,
+        lambda: (rotator.true_position().az_deg, rotator.true_position().el_deg),
+        [Emitter(p.norad_id, 437e6, budget, p.aos, p.los)],
+    )
+    radio = create_simulator("radio", "rigctld", clock=clock, signal=model)
+    assert isinstance(radio, RigctldTwin)
+    tuned = round(downlink_at_ground_hz(437e6, at.range_rate_km_s))
+    expected = float(budget.snr_db(at.range_km, at.el_deg))
+    assert snr_from_meter_db(radio.level_db(tuned)) == pytest.approx(expected, abs=0.05)
+    assert snr_from_meter_db(radio.level_db(tuned + 7500)) == pytest.approx(expected - 3, abs=0.05)
+    # Slew the real twin 6 deg off in elevation (the physics takes its time on the clock).
+    rotator.model.command(at.az_deg, at.el_deg - 6.0)
+    await clock.advance(10.0)
+    moved = track.point(track.tca_s + 10.0)
+    # The spherical law of cosines, written out here (independent of the code under test).
+    e1, e2 = math.radians(at.el_deg - 6.0), math.radians(moved.el_deg)
+    cos_err = math.sin(e1) * math.sin(e2) + math.cos(e1) * math.cos(e2) * math.cos(
+        math.radians(at.az_deg - moved.az_deg)
+    )
+    model_err = math.degrees(math.acos(min(1.0, cos_err)))
+    tuned_now = round(downlink_at_ground_hz(437e6, moved.range_rate_km_s))
+    snr_now = float(budget.snr_db(moved.range_km, moved.el_deg, model_err))
+    assert snr_from_meter_db(radio.level_db(tuned_now)) == pytest.approx(snr_now, abs=0.05)
+    assert snr_now < float(budget.snr_db(moved.range_km, moved.el_deg)) - 2.0
+    # After LOS nothing is on the air: the meter shows the noise floor.
+    await clock.advance((p.los - p.tca).total_seconds() + 120.0)
+    assert radio.level_db(tuned) == pytest.approx(NOISE_FLOOR_DB)
