@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from controller.config import ConfigError, load_config, load_station_list
+from controller.config import ConfigError, GroundlinkConfig, load_config, load_station_list
 from controller.logs import configure_logging
 from controller.orbit.catalog import Catalog
 from controller.orbit.predictor import Pass, PassPredictor, PredictionResult, Station, iso_z
@@ -69,6 +69,16 @@ err_console = Console(stderr=True, soft_wrap=True)
 def _fail(message: str, code: int) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def _load_config_or_exit(path: Path) -> GroundlinkConfig:
+    """Load a config, or print every problem (file: key = value: rule) and exit 78."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for reason in exc.problems:
+            err_console.print(f"[red]{exc.source}[/]: {reason}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from exc
 
 
 def _parse_utc(text: str) -> datetime:
@@ -137,12 +147,7 @@ def passes(
     tle_files = list(tle or [])
     stale_days = 14.0
     if config is not None:
-        try:
-            cfg = load_config(config)
-        except ConfigError as exc:
-            for reason in exc.problems:
-                err_console.print(f"[red]{exc.source}[/]: {reason}", highlight=False)
-            raise typer.Exit(EXIT_CONFIG) from exc
+        cfg = _load_config_or_exit(config)
         site = cfg.station.station()
         if not tle_files:
             tle_files = list(cfg.catalog.tle_files)
@@ -594,12 +599,7 @@ def monitor(
 
     username = password = ca_file = prefix = None
     if config is not None:
-        try:
-            cfg = load_config(config)
-        except ConfigError as exc:
-            for reason in exc.problems:
-                err_console.print(f"[red]{exc.source}[/]: {reason}", highlight=False)
-            raise typer.Exit(EXIT_CONFIG) from exc
+        cfg = _load_config_or_exit(config)
         broker = broker or cfg.mqtt.broker
         station = station or cfg.station.id
         username = cfg.mqtt.username
