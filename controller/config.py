@@ -2,14 +2,31 @@
 
 Every problem names the file, the key (dotted path), the value and what is allowed.
 Relative paths inside a config file are resolved against the file's directory.
+
+Tables: ``[station]``, ``[catalog]``, ``[[antennas]]``, ``[[radios]]``, ``[[satellites]]``,
+``[scheduler]``, ``[mqtt]``, ``[tracking]`` (pointing, Doppler, link budget:
+:mod:`controller.tracking.config`) and ``[daemon]`` (lifecycle, ``[daemon.clock]``,
+``[daemon.metrics]``: :mod:`controller.daemon_config`).
+
+Environment overrides: ``GROUNDLINK__<TABLE>__<KEY>=value`` sets one key after the file is
+read, ``__`` separating the levels and a number indexing an array of tables, e.g.
+``GROUNDLINK__MQTT__BROKER=mqtts://broker.example.org:8883``,
+``GROUNDLINK__MQTT__USERNAME=gs1``, ``GROUNDLINK__DAEMON__METRICS__ENABLED=true`` or
+``GROUNDLINK__ANTENNAS__0__ROTATOR__URL=serial:///dev/ttyUSB1?baud=9600``. A value starting
+with ``[`` or ``{`` is read as a TOML array or inline table; any other value is a string that
+the schema converts (``9108`` to an int, ``true`` to a bool). Problems with an overridden key
+name the variable.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
@@ -21,11 +38,15 @@ from pydantic import (
     model_validator,
 )
 
+from controller.daemon_config import DaemonConfig
+from controller.errors import ConfigError
 from controller.orbit.mask import HorizonMask, MaskError
 from controller.orbit.predictor import Station
 from controller.telemetry.config import MqttConfig
+from controller.tracking.config import TrackingConfig
 
 __all__ = [
+    "ENV_PREFIX",
     "AntennaConfig",
     "CatalogConfig",
     "ConfigError",
@@ -38,18 +59,14 @@ __all__ = [
     "SiteConfig",
     "StationConfig",
     "WindowConfig",
+    "apply_env_overrides",
     "load_config",
     "load_station_list",
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; ``problems`` lists every reason."""
-
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+ENV_PREFIX = "GROUNDLINK__"
+"""Environment variables starting with this override config keys (see the module doc)."""
 
 
 class _Model(BaseModel):
@@ -98,11 +115,55 @@ class StationConfig(_Model):
         )
 
 
+_URL_SCHEMES = ("http", "https", "file")
+
+
 class CatalogConfig(_Model):
-    """Where the orbital elements come from."""
+    """Where the orbital elements come from: local files, and sources fetched into a cache."""
 
     tle_files: list[Path] = Field(default_factory=list)
+    """TLE/OMM files read as they are (relative to the config file)."""
+    urls: list[str] = Field(default_factory=list)
+    """``https://``, ``http://``, ``file://`` URLs or paths, fetched every
+    ``daemon.tle_refresh_s`` into ``cache_dir``; the last good copy is used when a fetch
+    fails or returns no usable element sets (:mod:`controller.orbit.refresh`)."""
+    cache_dir: Path | None = None
+    """Where fetched copies are kept over restarts (None: $STATE_DIRECTORY/tle,
+    $XDG_STATE_HOME/groundlink/tle or ~/.local/state/groundlink/tle)."""
+    fetch_timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 30.0
+    """Whole-fetch deadline per source (connect, headers and body)."""
+    max_bytes: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 20_000_000
+    """A larger body is refused (the last good copy is kept)."""
+    fetch_stale_after_h: Annotated[float, Field(gt=0.0, le=24.0 * 365)] = 48.0
+    """Alarm when a source has not been fetched successfully for this long."""
     stale_after_days: Annotated[float, Field(gt=0.0, le=365.0)] = 14.0
+    """An element set with an epoch older than this raises a staleness warning."""
+
+    @field_validator("urls")
+    @classmethod
+    def _urls_ok(cls, value: list[str]) -> list[str]:
+        for url in value:
+            try:
+                parts = urlsplit(url)
+            except ValueError as exc:
+                raise ValueError(f"{url!r} is not a valid URL: {exc}") from exc
+            scheme = parts.scheme.lower()
+            if scheme in ("http", "https"):
+                if not parts.hostname:
+                    raise ValueError(f"{url!r}: a host is required")
+                if parts.username is not None or parts.password is not None:
+                    raise ValueError(f"{url!r}: no credentials in the URL")
+            elif scheme == "file":
+                if not parts.path or parts.netloc not in ("", "localhost"):
+                    raise ValueError(f"{url!r}: use file:///absolute/path")
+            elif scheme or not url.strip():
+                raise ValueError(
+                    f"{url!r}: use {', '.join(s + '://' for s in _URL_SCHEMES)} or a file path"
+                )
+        repeated = sorted({u for u in value if value.count(u) > 1})
+        if repeated:
+            raise ValueError(f"sources must be unique; repeated: {', '.join(repeated)}")
+        return value
 
 
 class WindowConfig(_Model):
@@ -226,6 +287,23 @@ class GroundlinkConfig(_Model):
     satellites: list[SatelliteConfig] = Field(default_factory=list)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tracking_at_top(cls, data: Any) -> Any:
+        # DaemonConfig carries the tracking settings for the daemon, but the file keeps them
+        # in one place only: the top-level [tracking] table.
+        if not isinstance(data, dict):
+            return data
+        daemon = data.get("daemon")
+        if isinstance(daemon, dict) and "tracking" in daemon:
+            raise ValueError(
+                "daemon.tracking: the tracking settings go in the top-level [tracking] table "
+                "(e.g. [tracking.pointing], [[tracking.satellites]]), not under [daemon]"
+            )
+        return _with_satellite_frequencies(data)
 
     @model_validator(mode="after")
     def _references(self) -> GroundlinkConfig:
@@ -243,10 +321,54 @@ class GroundlinkConfig(_Model):
                 raise ValueError(
                     f"scheduler.reservations: antenna {res.antenna!r} is not one of {ids}"
                 )
+        unknown = sorted(set(self.tracking.antennas) - set(ids))
+        if unknown:
+            raise ValueError(
+                f"tracking.antennas: {', '.join(unknown)} not among the antenna ids {ids}"
+            )
+        for i, sat in enumerate(self.satellites):
+            link = next((t for t in self.tracking.satellites if t.norad_id == sat.norad_id), None)
+            if link is None:
+                continue
+            for name in ("downlink_hz", "uplink_hz"):
+                mine, theirs = getattr(sat, name), getattr(link, name)
+                if mine is not None and theirs is not None and mine != theirs:
+                    raise ValueError(
+                        f"satellites[{i}].{name} = {mine} differs from tracking.satellites "
+                        f"(NORAD {sat.norad_id}) {name} = {theirs}; give it in one place"
+                    )
         return self
 
 
-def _describe(errors: ValidationError) -> list[str]:
+def _with_satellite_frequencies(data: dict[str, Any]) -> dict[str, Any]:
+    """Copy ``[[satellites]]`` frequencies into ``[[tracking.satellites]]`` entries lacking them.
+
+    The tracker takes a satellite's frequencies from its ``tracking.satellites`` entry when
+    there is one; without this, adding a link budget there would silently drop the
+    frequencies given in ``[[satellites]]``. Malformed input is left for the schema to report.
+    """
+    tracking = data.get("tracking")
+    satellites = data.get("satellites")
+    if not isinstance(tracking, dict) or not isinstance(satellites, list):
+        return data
+    links = tracking.get("satellites")
+    if not isinstance(links, list):
+        return data
+    given = {s.get("norad_id"): s for s in satellites if isinstance(s, dict)}
+    merged = []
+    for link in links:
+        sat = given.get(link.get("norad_id")) if isinstance(link, dict) else None
+        if isinstance(link, dict) and sat is not None:
+            extra = {
+                k: sat[k] for k in ("downlink_hz", "uplink_hz") if k in sat and link.get(k) is None
+            }
+            link = {**link, **extra}
+        merged.append(link)
+    return {**data, "tracking": {**tracking, "satellites": merged}}
+
+
+def _describe(errors: ValidationError, origins: Mapping[str, str] | None = None) -> list[str]:
+    """One line per error: dotted key, value, rule; and the variables that set the key."""
     out = []
     for err in errors.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -257,8 +379,86 @@ def _describe(errors: ValidationError) -> list[str]:
             msg = "unknown key (check the spelling against the example configs)"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        out.append(f"{key}{shown}: {msg}")
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        via = _origins_of(key, origins or {})
+        out.append(f"{key}{shown}{via}: {msg}")
     return out
+
+
+def _origins_of(key: str, origins: Mapping[str, str]) -> str:
+    names = [
+        var
+        for where, var in sorted(origins.items())
+        if key == "(top level)" or where == key or where.startswith(key + ".")
+    ]
+    return f" (set by ${', $'.join(names)})" if names else ""
+
+
+def _env_value(raw: str) -> Any:
+    if raw.lstrip().startswith(("[", "{")):
+        try:
+            return tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"not a TOML array or inline table: {exc}") from exc
+    return raw
+
+
+def apply_env_overrides(
+    data: Mapping[str, Any], env: Mapping[str, str], *, source: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``data`` with every ``GROUNDLINK__...`` variable applied, and key -> variable name.
+
+    Raise ConfigError naming each variable that cannot be applied (bad index, a value
+    where a table is needed).
+    """
+    out: dict[str, Any] = copy.deepcopy(dict(data))
+    origins: dict[str, str] = {}
+    problems: list[str] = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if not all(parts):
+            problems.append(
+                f"${name}: empty key level; use {ENV_PREFIX}TABLE__KEY "
+                f"(e.g. {ENV_PREFIX}MQTT__BROKER)"
+            )
+            continue
+        try:
+            value = _env_value(env[name])
+        except ValueError as exc:
+            problems.append(f"${name} = {env[name]!r}: {exc}")
+            continue
+        node: Any = out
+        for depth, part in enumerate(parts):
+            where = ".".join(parts[:depth]) or "(top level)"
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    problems.append(
+                        f"${name}: {where} has {len(node)} entries; {part!r} is not an index "
+                        f"0..{len(node) - 1}"
+                    )
+                    break
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    child = node.setdefault(part, {})
+                    node = child
+            else:
+                problems.append(f"${name}: {where} is a value, not a table")
+                break
+        else:
+            origins[".".join(parts)] = name
+    if problems:
+        raise ConfigError(source, problems)
+    return out, origins
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -274,22 +474,48 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
 
 
-def load_config(path: Path) -> GroundlinkConfig:
-    """Load and validate a groundlink TOML config; raise ConfigError listing every problem."""
+def _resolve_source(base: Path, url: str) -> str:
+    """A plain relative path becomes absolute against ``base``; URLs stay as they are."""
+    if urlsplit(url).scheme:
+        return url
+    path = Path(url).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> GroundlinkConfig:
+    """Load and validate a groundlink TOML config; raise ConfigError listing every problem.
+
+    ``env`` (default: the process environment) supplies the ``GROUNDLINK__...`` overrides.
+    Device paths and TLS files are not opened here: a config for another machine loads.
+    """
     data = _read_toml(path)
+    data, origins = apply_env_overrides(data, os.environ if env is None else env, source=str(path))
     try:
         cfg = GroundlinkConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(str(path), _describe(exc)) from exc
+        raise ConfigError(str(path), _describe(exc, origins)) from exc
     base = path.parent
     tle = [p if p.is_absolute() else (base / p) for p in cfg.catalog.tle_files]
     missing = [f"catalog.tle_files = {str(p)!r}: file not found" for p in tle if not p.is_file()]
     if missing:
         raise ConfigError(str(path), missing)
+    cache_dir = cfg.catalog.cache_dir
+    if cache_dir is not None and not cache_dir.is_absolute():
+        cache_dir = base / cache_dir
+    run_dir = cfg.daemon.run_dir
+    if run_dir is not None and not run_dir.is_absolute():
+        run_dir = base / run_dir
     return cfg.model_copy(
         update={
-            "catalog": cfg.catalog.model_copy(update={"tle_files": tle}),
+            "catalog": cfg.catalog.model_copy(
+                update={
+                    "tle_files": tle,
+                    "urls": [_resolve_source(base, u) for u in cfg.catalog.urls],
+                    "cache_dir": cache_dir,
+                }
+            ),
             "mqtt": cfg.mqtt.resolve_paths(base),
+            "daemon": cfg.daemon.model_copy(update={"run_dir": run_dir}),
         }
     )
 

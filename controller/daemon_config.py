@@ -1,12 +1,14 @@
 """``[daemon]`` settings of the station daemon (pydantic, every field with a default).
 
-These are the knobs :mod:`controller.daemon` needs beyond what ``controller/config.py``
-carries: where the device lock files go, the shutdown grace period, the TLE refresh and
-re-plan periods, the health period, device reconnect backoff and the clock-health limits.
+The ``[daemon]`` table of the station config (``GroundlinkConfig.daemon``): where the device
+lock files go, the shutdown grace period, the TLE refresh and re-plan periods, the health
+period, device reconnect backoff, the clock-health limits (``[daemon.clock]``) and the
+Prometheus endpoint (``[daemon.metrics]``).
 
-Until ``GroundlinkConfig`` has a ``daemon: DaemonConfig`` field, :func:`daemon_config_of`
-returns the defaults (with ``GROUNDLINK_RUN_DIR`` honoured by the callers in
-:mod:`controller.run_cmd` and :mod:`controller.demo`).
+The tracking settings are the top-level ``[tracking]`` table of the config file (operators
+look for them there, next to ``[[antennas]]`` and ``[[satellites]]``); the daemon reads them
+as ``daemon_config_of(config).tracking``, which :func:`daemon_config_of` fills in. Code that
+builds a :class:`DaemonConfig` directly (tests, benchmarks) passes ``tracking=`` itself.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from controller.telemetry.config import is_loopback_host
 from controller.tracking.config import TrackingConfig
 
-__all__ = ["ClockHealthConfig", "DaemonConfig", "daemon_config_of"]
+__all__ = ["ClockHealthConfig", "DaemonConfig", "MetricsConfig", "daemon_config_of"]
 
 
 class _Model(BaseModel):
@@ -33,6 +36,28 @@ class ClockHealthConfig(_Model):
     check_period_s: Annotated[float, Field(gt=0.0, le=86400.0)] = 300.0
     refuse_transmit: bool = False
     """With an alarm raised, set no uplink frequency (reported in health; no transmitter yet)."""
+
+
+class MetricsConfig(_Model):
+    """``[daemon.metrics]``: Prometheus metrics over HTTP (off unless enabled)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    """Listen address; loopback only unless ``allow_non_loopback`` (put a proxy in front)."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 9108
+    """TCP port (0: any free port, for tests)."""
+    allow_non_loopback: bool = False
+    """Explicitly allow a non-loopback ``host``: the endpoint has no authentication."""
+
+    @model_validator(mode="after")
+    def _loopback(self) -> MetricsConfig:
+        if not self.allow_non_loopback and not is_loopback_host(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not a loopback address; use 127.0.0.1, ::1 or "
+                "localhost, or set allow_non_loopback = true (the endpoint has no "
+                "authentication)"
+            )
+        return self
 
 
 class DaemonConfig(_Model):
@@ -57,9 +82,11 @@ class DaemonConfig(_Model):
     twin_latency_s: Annotated[float, Field(ge=0.0, le=10.0)] = 0.02
     """Reply latency of the simulator twins of ``simulated = true`` devices."""
     clock: ClockHealthConfig = Field(default_factory=ClockHealthConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    """Pointing, Doppler and link-budget settings (satellite frequencies come from
-    ``[[satellites]]`` when not given here)."""
+    """Pointing, Doppler and link-budget settings: the config file's top-level ``[tracking]``
+    table, put here by :func:`daemon_config_of` (satellite frequencies come from
+    ``[[satellites]]`` when not given there)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> DaemonConfig:
@@ -77,6 +104,14 @@ class DaemonConfig(_Model):
 
 
 def daemon_config_of(config: Any) -> DaemonConfig:
-    """The ``daemon`` table of a ``GroundlinkConfig`` if it has one, else the defaults."""
+    """The ``[daemon]`` table of a ``GroundlinkConfig`` with its ``[tracking]`` table inside.
+
+    Anything without a ``daemon`` attribute gets the defaults (and without ``tracking``,
+    the default tracking settings).
+    """
     found = getattr(config, "daemon", None)
-    return found if isinstance(found, DaemonConfig) else DaemonConfig()
+    settings = found if isinstance(found, DaemonConfig) else DaemonConfig()
+    tracking = getattr(config, "tracking", None)
+    if isinstance(tracking, TrackingConfig):
+        settings = settings.model_copy(update={"tracking": tracking})
+    return settings

@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import unquote, urlsplit
 
 from controller.config import ConfigError, GroundlinkConfig, load_config
 from controller.daemon import (
@@ -24,6 +25,7 @@ from controller.daemon import (
 )
 from controller.daemon_config import daemon_config_of
 from controller.orbit.catalog import Catalog
+from controller.orbit.refresh import TleRefresher
 from controller.scheduler import SchedulerInputError, antennas_from_config, satellites_from_config
 from controller.telemetry.config import parse_broker_url
 from firmware_bridge.clock import SystemClock
@@ -37,7 +39,9 @@ def config_problems(path: Path) -> list[str]:
     """Every problem of the config at ``path``, each naming file, key, value and what is allowed.
 
     Beyond the schema: the drivers exist and their protocols carry the configured limits,
-    the scheduler accepts antennas and satellites, the element files hold usable satellites.
+    the scheduler accepts antennas and satellites, the element files (and the local sources
+    and cached copies of ``catalog.urls``) hold usable satellites. Nothing is fetched and no
+    device, TLS or secret file is opened: a config written for another machine checks here.
     """
     try:
         cfg = load_config(path)
@@ -72,16 +76,21 @@ def config_problems(path: Path) -> list[str]:
         antennas_from_config(cfg.station.id, cfg.antennas, source=src)
     except SchedulerInputError as exc:
         problems.append(str(exc))
+    sources, unfetched, source_problems = _catalog_sources(cfg, src)
+    problems += source_problems
     catalog = Catalog.from_files(
-        list(cfg.catalog.tle_files),
+        sources,
         now=SystemClock().now(),
         stale_after_days=cfg.catalog.stale_after_days,
     )
     problems += [f"{p.source}:{p.line or '-'}: {p.reason}" for p in catalog.errors]
+    # With a URL not fetched yet the satellites are unknown here: nothing more to check.
+    if unfetched:
+        return problems
     if not catalog.entries:
         problems.append(
             f"{src}: catalog.tle_files = {[str(p) for p in cfg.catalog.tle_files]}: no usable "
-            "satellites; give at least one readable TLE/OMM file"
+            "satellites; give at least one readable TLE/OMM file or catalog.urls"
         )
     else:
         try:
@@ -89,6 +98,29 @@ def config_problems(path: Path) -> list[str]:
         except SchedulerInputError as exc:
             problems.append(str(exc))
     return problems
+
+
+def _catalog_sources(cfg: GroundlinkConfig, src: str) -> tuple[list[Path], bool, list[str]]:
+    """The files to check, whether a URL has no cached copy yet, and missing local sources."""
+    paths = list(cfg.catalog.tle_files)
+    problems: list[str] = []
+    cached = {s.url: s.cache_path for s in TleRefresher(cfg.catalog, clock=SystemClock()).status()}
+    unfetched = False
+    for i, url in enumerate(cfg.catalog.urls):
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https"):
+            copy = cached.get(url)
+            if copy is not None:
+                paths.append(copy)
+            else:
+                unfetched = True
+            continue
+        local = Path(unquote(parts.path)) if parts.scheme == "file" else Path(url)
+        if local.is_file():
+            paths.append(local)
+        else:
+            problems.append(f"{src}: catalog.urls[{i}] = {url!r}: file not found")
+    return paths, unfetched, problems
 
 
 def check_config(path: Path, *, out: TextIO | None = None) -> int:

@@ -1,13 +1,14 @@
 """Settings of the tracking layer: pointing, Doppler and link budget (pydantic, with defaults).
 
-These models hold what ``controller/config.py`` does not (yet) carry: the link budget of each
+These models are the ``[tracking]`` table of the station config: the link budget of each
 satellite (EIRP, bandwidth, required SNR, transponder, frequency calibration), the station's
 G/T per antenna, and the tracker's own knobs (deadband as a fraction of the beam, pre-position
 margin, idle time before parking, Doppler step and dial policy). Every field has a default, so
 a tracker can be built from an :class:`~controller.config.AntennaConfig` alone.
 
 Errors follow the config convention: :func:`load_tracking_config` raises
-:class:`~controller.config.ConfigError` naming the key, the value and what is allowed.
+:class:`~controller.errors.ConfigError` (re-exported by ``controller.config``) naming the
+key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from controller.errors import ConfigError
 
 __all__ = [
     "AntennaLinkConfig",
@@ -204,9 +207,6 @@ class TrackingConfig(_Model):
 
 def load_tracking_config(data: Mapping[str, Any], *, source: str = "tracking") -> TrackingConfig:
     """Validate a ``[tracking]`` table; ConfigError names every bad key, value and limit."""
-    # Imported here so that controller.config may embed these models without an import cycle.
-    from controller.config import ConfigError
-
     try:
         return TrackingConfig.model_validate(dict(data))
     except ValidationError as exc:

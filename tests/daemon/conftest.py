@@ -45,7 +45,7 @@ def station_config_text(*, horizon_h: float = 3.0, policy: str = "greedy") -> st
     """configs/simulated.toml with absolute seed paths, a short horizon and no embedded broker."""
     text = SIMULATED.read_text()
     text = text.replace('"../seeds/', f'"{ROOT}/seeds/')
-    text = re.sub(r'policy = "\w+"', f'policy = "{policy}"', text)
+    text = re.sub(r'(?m)^policy = "\w+"', f'policy = "{policy}"', text)
     text = re.sub(r"horizon_h = [0-9.]+", f"horizon_h = {horizon_h}", text)
     text = text.replace("embedded = true", "embedded = false")
     return text
