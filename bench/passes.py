@@ -1,7 +1,8 @@
 """Benchmark: the seed constellation x 7 days x one station, groundlink vs skyfield.
 
-Both predictors run in this process on the same TLEs, station and window. Prints the
-median of N runs of each, the ratio, the peak memory of groundlink's run (tracemalloc,
+Both predictors run in this process on the same TLEs, station and window, alternating
+run by run. Prints the median of N runs of each, the ratio (also the median of the
+per-run ratios, and in CPU time), the peak memory of groundlink's run (tracemalloc,
 which numpy reports to), and how the two pass lists compare.
 
     .venv/bin/python bench/passes.py [--runs 3] [--station de-weilheim] [--days 7]
@@ -50,10 +51,29 @@ def main() -> None:
     peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
     tracemalloc.stop()
 
+    ts = load.timescale(delta_t=69.184)
+    topos = wgs84.latlon(st.lat_deg, st.lon_deg, elevation_m=st.alt_m)
+    t_start, t_end = ts.from_datetime(START), ts.from_datetime(end)
+
+    def skyfield_rises() -> int:
+        rises = 0
+        for entry in sats:
+            assert entry.line1 is not None
+            assert entry.line2 is not None
+            es = EarthSatellite(entry.line1, entry.line2, entry.name, ts)
+            _, events = es.find_events(topos, t_start, t_end, altitude_degrees=st.mask.min_el_deg)
+            rises += int((events == 0).sum())
+        return rises
+
     ours_s: list[float] = []
     ours_cpu: list[float] = []
     objects_s: list[float] = []
+    sky_s: list[float] = []
+    sky_cpu: list[float] = []
     result = None
+    sky_rises = 0
+    # The two predictors alternate run by run, so a change in the machine's load (other
+    # processes share the cores) hits both alike; per-run ratios are reported too.
     for _ in range(args.runs):
         t0, c0 = time.perf_counter(), time.process_time()
         result = PassPredictor(sats).passes(st, START, end)
@@ -64,26 +84,11 @@ def main() -> None:
         t0 = time.perf_counter()
         _ = result.passes
         objects_s.append(time.perf_counter() - t0)
-    assert result is not None
-
-    ts = load.timescale(delta_t=69.184)
-    topos = wgs84.latlon(st.lat_deg, st.lon_deg, elevation_m=st.alt_m)
-    t_start, t_end = ts.from_datetime(START), ts.from_datetime(end)
-    sky_s: list[float] = []
-    sky_cpu: list[float] = []
-    sky_rises = 0
-    for _ in range(args.runs):
         t0, c0 = time.perf_counter(), time.process_time()
-        rises = 0
-        for entry in sats:
-            assert entry.line1 is not None
-            assert entry.line2 is not None
-            es = EarthSatellite(entry.line1, entry.line2, entry.name, ts)
-            _, events = es.find_events(topos, t_start, t_end, altitude_degrees=st.mask.min_el_deg)
-            rises += int((events == 0).sum())
+        sky_rises = skyfield_rises()
         sky_s.append(time.perf_counter() - t0)
         sky_cpu.append(time.process_time() - c0)
-        sky_rises = rises
+    assert result is not None
 
     ours = statistics.median(ours_s)
     objects = statistics.median(objects_s)
@@ -115,6 +120,9 @@ def main() -> None:
         f"CPU time medians: groundlink {cpu_ours:.3f} s, skyfield {cpu_sky:.3f} s, "
         f"ratio {cpu_sky / cpu_ours:.1f}x"
     )
+    pair_wall = statistics.median(b / a for a, b in zip(ours_s, sky_s, strict=True))
+    pair_cpu = statistics.median(b / a for a, b in zip(ours_cpu, sky_cpu, strict=True))
+    print(f"median of per-run ratios: wall {pair_wall:.1f}x, CPU {pair_cpu:.1f}x")
     print(f"groundlink peak traced memory: {peak_mb:.1f} MB")
 
 

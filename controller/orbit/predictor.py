@@ -21,11 +21,27 @@ dropped, provably-in intervals are kept, and the rest are halved until they are
 ``FINE_STEP_S`` long. Only a few samples per pass are therefore ever computed, and the
 long stretches when a satellite is far below the horizon cost one coarse sample each.
 
+Most grid points are never propagated at all: two cheap tests, computed for all
+satellites from one ``SatrecArray`` call every ``PLANE_STEP_S``, prove whole grid
+intervals out before any sgp4 call: the *plane* test (the site is farther from the
+orbit plane than the visibility angle) and the *phase* test (the satellite is farther
+along its orbit from the site's projection on the plane than the visibility angle, with
+the argument of latitude interpolated under a documented error bound; see
+``_Search._phase_skip``). On the seed constellation they leave a third of the grid to
+propagate, and of that only the visibility function is computed until an interval
+survives the bound above.
+
 On the fine intervals, sign changes of ``g = el - mask(az)`` bracket AOS/LOS; an
 interval with ``g < 0`` at both ends but ``g`` rising then falling is checked for a
 grazing pass by locating the maximum of ``g``. Roots are refined with a safeguarded
 Newton iteration (``g'`` comes analytically from the velocity) to ``ROOT_TOL_S``;
-culminations (``el' = 0``) by an Illinois iteration. The one modelling assumption is
+culminations (``d sin(el)/dt = 0``) by Newton with the analytic second derivative.
+Near an sgp4 sample both finish on a local cubic Taylor model of the trajectory
+(position, velocity, acceleration and jerk from gravity with J2 in the rotating frame),
+which reaches ``TAYLOR_MIN_S``..``TAYLOR_MAX_S`` from the sample (farther where the
+crossing is steep, so the model's few-decimetre drift moves no root by over 0.2 ms);
+usually one sgp4 sample per AOS, LOS and culmination is all it takes. The one
+modelling assumption is
 that ``g`` has at most one extremum within a fine interval (20 s), which holds for
 every physical orbit with any mask whose segments are not narrower than the ground
 track moves in 20 s.
@@ -39,6 +55,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,7 +66,6 @@ from controller.orbit.frames import (
     EARTH_ROTATION_RAD_S,
     GeodeticSite,
     gmst82,
-    teme_to_ecef,
 )
 from controller.orbit.mask import HorizonMask
 
@@ -68,13 +84,19 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
 
-COARSE_STEP_S = 1440.0
+COARSE_STEP_S = 960.0
 PLANE_STEP_S = 21600.0
 # Allowance for the osculating plane's short-period wobble and interpolation error.
 PLANE_MARGIN_RAD = math.radians(0.5)
 FINE_STEP_S = 20.0
 IN_STEP_S = 600.0
-TAYLOR_MAX_S = 4.0
+TAYLOR_MAX_S = 20.0
+TAYLOR_MIN_S = 4.0
+# The Taylor model drifts from sgp4 by about 3e-5 km per second of reach (sgp4's velocity
+# is not exactly the derivative of its position); a crossing then moves by that distance
+# over (range x |g'|). Crossing roots may reach TAYLOR_GAIN_S_PER_KM x range x |g'|
+# seconds (within TAYLOR_MIN_S..TAYLOR_MAX_S), which keeps that shift under 0.2 ms.
+TAYLOR_GAIN_S_PER_KM = 2e-4 / 3e-5
 ROOT_TOL_S = 0.02  # on the Newton step: the root itself is then good to ~1e-6 s
 CULMINATION_TOL_S = 1e-3
 _MAX_ITER = 60
@@ -83,6 +105,7 @@ _MU_KM3_S2 = 398600.8
 _J2 = 0.001082616
 _UNIX_JD = 2440587.5
 _DAY_S = 86400.0
+_TAU = 2.0 * math.pi
 _FAST_SGP4 = hasattr(Satrec, "_sgp4")
 
 
@@ -216,62 +239,68 @@ class PassTable:
     def to_passes(self) -> list[Pass]:
         """Materialise the rows as Pass objects (aware UTC datetimes)."""
         start = self.start
-        span_end = start + timedelta(seconds=self.span_s)
-        unix0 = start.timestamp()
         span_s = self.span_s
+        span_end = start + timedelta(seconds=span_s)
+        unix0 = start.timestamp()
 
-        def at(t_s: float) -> datetime:
+        def at(col: FloatArray) -> list[datetime]:
+            # fromtimestamp is twice as fast as start + timedelta(...) and exact to 1 us;
+            # map() over a C constructor avoids a Python frame per call.
+            out = list(map(datetime.fromtimestamp, (unix0 + col).tolist(), repeat(UTC)))
             # Clipped edges are the window's own instants, exactly.
-            if t_s <= 0.0:
-                return start
-            if t_s >= span_s:
-                return span_end
-            # fromtimestamp is twice as fast as start + timedelta(...) and exact to 1 us.
-            return datetime.fromtimestamp(unix0 + t_s, UTC)
+            for i in np.flatnonzero(col <= 0.0).tolist():
+                out[i] = start
+            for i in np.flatnonzero(col >= span_s).tolist():
+                out[i] = span_end
+            return out
 
-        out: list[Pass] = []
-        rows = zip(
-            self.norad_id.tolist(),
-            self.names,
-            self.aos_s.tolist(),
-            self.tca_s.tolist(),
-            self.los_s.tolist(),
-            self.max_el_deg.tolist(),
-            self.aos_az_deg.tolist(),
-            self.tca_az_deg.tolist(),
-            self.los_az_deg.tolist(),
-            self.clipped_start.tolist(),
-            self.clipped_end.tolist(),
-            strict=True,
-        )
-        for i, (nid, name, t_a, t_t, t_l, mx, az_a, az_t, az_l, c_s, c_e) in enumerate(rows):
-            flags: list[str] = []
-            if c_s:
-                flags.append("clipped_start")
-            if c_e:
-                flags.append("clipped_end")
-            culs = self.culminations.get(i)
-            if culs:
-                flags.append("multiple_culminations")
-            tca = at(t_t)
-            out.append(
-                Pass(
-                    norad_id=nid,
-                    name=name,
-                    aos=at(t_a),
-                    tca=tca,
-                    los=at(t_l),
-                    max_el_deg=mx,
-                    aos_az_deg=az_a,
-                    tca_az_deg=az_t,
-                    los_az_deg=az_l,
-                    flags=tuple(flags),
-                    culminations=(
-                        tuple((at(t_c), e_c) for t_c, e_c in culs) if culs else ((tca, mx),)
-                    ),
+        n = len(self)
+        multi = np.zeros(n, dtype=bool)
+        multi[list(self.culminations)] = True
+        # Flags by bit pattern (clipped_start 1, clipped_end 2, multiple_culminations 4).
+        by_code = [
+            tuple(
+                name
+                for bit, name in (
+                    (1, "clipped_start"),
+                    (2, "clipped_end"),
+                    (4, "multiple_culminations"),
                 )
+                if code & bit
             )
-        return out
+            for code in range(8)
+        ]
+        codes = (
+            self.clipped_start.astype(np.intp)
+            + 2 * self.clipped_end.astype(np.intp)
+            + 4 * multi.astype(np.intp)
+        )
+        flags = [by_code[c] for c in codes.tolist()]
+        tca = at(self.tca_s)
+        max_el = self.max_el_deg.tolist()
+        peaks: list[tuple[tuple[datetime, float], ...]] = [
+            ((t, e),) for t, e in zip(tca, max_el, strict=True)
+        ]
+        for i, culs in self.culminations.items():
+            times = at(np.array([t for t, _ in culs]))
+            peaks[i] = tuple(zip(times, [e for _, e in culs], strict=True))
+        # Positional: keyword construction of the slots dataclass costs a third more.
+        return list(
+            map(
+                Pass,
+                self.norad_id.tolist(),
+                self.names,
+                at(self.aos_s),
+                tca,
+                at(self.los_s),
+                max_el,
+                self.aos_az_deg.tolist(),
+                self.tca_az_deg.tolist(),
+                self.los_az_deg.tolist(),
+                flags,
+                peaks,
+            )
+        )
 
 
 class PredictionResult:
@@ -342,9 +371,24 @@ class _Samples:
     """Earth-fixed x, y, z (km), velocity (km/s) and acceleration (km/s^2), (n, 9)."""
 
 
+@dataclass
+class _Grid:
+    """The coarse grid after stage one: (satellite, grid time) arrays.
+
+    ``pos`` indexes the propagated points in ``states`` (sgp4 error code and Earth-fixed
+    x, y, z, vx, vy, vz), -1 where the plane test made propagation unnecessary.
+    """
+
+    f_out: FloatArray
+    fp_out: FloatArray
+    err: npt.NDArray[np.int_]
+    pos: IntArray
+    states: tuple[npt.NDArray[Any], ...]
+
+
 _SAMPLE_FIELDS = tuple(f.name for f in fields(_Samples) if f.name != "kin")
 # Values of grid points never propagated (their intervals are proven out): invisible.
-_GRID_DEFAULTS = {"f_out": -4.0, "f_in": -4.0, "g": -math.pi, "el": -math.pi / 2}
+_GRID_DEFAULTS = {"f_out": -4.0}
 
 
 def _fill2d(
@@ -390,28 +434,8 @@ class _Geometry:
         margin = deflection + math.radians(0.02)
         self.el_lo = math.radians(self.mask.min_el_deg) - margin
         self.el_hi = math.radians(self.mask.max_el_deg) + margin
-
-    def samples(
-        self,
-        err: npt.NDArray[np.int_],
-        r: FloatArray,
-        v: FloatArray,
-        *,
-        keep_kin: bool = False,
-        visibility: bool = True,
-        culmination: bool = True,
-    ) -> _Samples:
-        """Look angles, mask function and visibility functions at Earth-fixed states."""
-        # Contiguous components: strided views of (..., 3) arrays make every
-        # elementwise operation several times slower.
-        return self.samples_xyz(
-            err,
-            *(np.ascontiguousarray(r[..., i]) for i in range(3)),
-            *(np.ascontiguousarray(v[..., i]) for i in range(3)),
-            keep_kin=keep_kin,
-            visibility=visibility,
-            culmination=culmination,
-        )
+        # A flat mask needs neither its interpolation nor the azimuth rate.
+        self.flat_el = math.radians(self.mask.min_el_deg) if self.mask.is_flat else None
 
     def samples_xyz(
         self,
@@ -427,9 +451,13 @@ class _Geometry:
         visibility: bool = True,
         culmination: bool = True,
     ) -> _Samples:
-        """:meth:`samples` on components. ``visibility``/``culmination`` False skip the
-        central-angle functions / the sin(el) derivatives (left as zeros) when a root
-        search does not need them."""
+        """Look angles, mask function and visibility functions at Earth-fixed states.
+
+        Components come as separate contiguous arrays: strided views of (..., 3) arrays
+        make every elementwise operation several times slower. ``visibility`` /
+        ``culmination`` False skip the central-angle functions / the sin(el) second
+        derivative (left as zeros / a copy of the first) when a root search does not
+        need them."""
         px, py, pz = self.pos
         dx, dy, dz = x - px, y - py, z - pz
         (e0, e1, e2), (n0, n1, n2), (u0, u1, u2) = self.axes
@@ -447,9 +475,13 @@ class _Geometry:
         el = np.arctan2(u, horiz)
         # d/dt atan2(u, h) = (u' h - u h') / (u^2 + h^2), with h' = (e e' + n n') / h.
         with np.errstate(divide="ignore", invalid="ignore"):
-            hp = np.where(horiz > 0, (e * de + n * dn) / horiz, 0.0)
+            hp = _zero_where_zero((e * de + n * dn) / horiz, horiz)
             elp = (du * horiz - u * hp) / rng2
-            azp = np.where(horiz2 > 0, (de * n - e * dn) / horiz2, 0.0)
+            azp = (
+                np.where(horiz2 > 0, (de * n - e * dn) / horiz2, 0.0)
+                if self.flat_el is None
+                else el[:0]
+            )
         # d(sin el)/dt has the sign of el' but stays smooth through the zenith, where
         # el itself has a cusp; culminations are roots of this one.
         sinelp = (du * rng - u * rr) / rng2
@@ -475,10 +507,16 @@ class _Geometry:
             sinelpp = (upp - (2.0 * du * rr + u * rrp) / rng + 2.0 * u * rr * rr / rng2) / rng
         else:
             sinelpp = sinelp
-        az = np.mod(np.arctan2(e, n), 2.0 * np.pi)
-        mask_el, mask_slope = self.mask.el_rad(az)
-        g = el - mask_el
-        gp = elp - mask_slope * azp
+        az = np.arctan2(e, n)
+        # Into [0, 2 pi): the same values np.mod gives, at a third of its cost.
+        np.add(az, _TAU, out=az, where=az < 0.0)
+        if self.flat_el is not None:
+            g = el - self.flat_el
+            gp = elp
+        else:
+            mask_el, mask_slope = self.mask.el_rad(az)
+            g = el - mask_el
+            gp = elp - mask_slope * azp
         if not visibility:
             zeros = np.zeros_like(g)
             f_out = fp_out = f_in = fp_in = zeros
@@ -490,10 +528,72 @@ class _Geometry:
             f_out = np.where(bad, -4.0, f_out)
             f_in = np.where(bad, -4.0, f_in)
             g = np.where(bad, -np.pi, g)
-        kin = np.stack((x, y, z, vx, vy, vz, ax, ay, az_), axis=-1) if keep_kin else None
+        kin = None
+        if keep_kin:
+            # Jerk for the local Taylor model: the two-body gravity gradient applied to
+            # the velocity plus the rotating-frame terms' derivatives (the J2 part of the
+            # gradient is ~1e-3 of it: millimetres over TAYLOR_MAX_S).
+            rv = x * vx + y * vy + z * vz
+            k1 = -_MU_KM3_S2 / (rn2 * rn)
+            k3 = -3.0 * rv / rn2
+            w = EARTH_ROTATION_RAD_S
+            jx = k1 * (vx + k3 * x) + (w * w) * vx + (2.0 * w) * ay
+            jy = k1 * (vy + k3 * y) + (w * w) * vy - (2.0 * w) * ax
+            jz = k1 * (vz + k3 * z)
+            kin = np.stack((x, y, z, vx, vy, vz, ax, ay, az_, jx, jy, jz), axis=-1)
         return _Samples(
             err, f_out, fp_out, f_in, fp_in, g, gp, el, elp, sinelp, sinelpp, az, rng, rr, kin
         )
+
+    def crossing_terms(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        z: FloatArray,
+        vx: FloatArray,
+        vy: FloatArray,
+        vz: FloatArray,
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """g, g', elevation and azimuth alone (as :meth:`samples_xyz` computes them), for
+        the crossing-root iterations that need nothing else."""
+        px, py, pz = self.pos
+        dx, dy, dz = x - px, y - py, z - pz
+        (e0, e1, e2), (n0, n1, n2), (u0, u1, u2) = self.axes
+        e = e0 * dx + e1 * dy + e2 * dz
+        n = n0 * dx + n1 * dy + n2 * dz
+        u = u0 * dx + u1 * dy + u2 * dz
+        de = e0 * vx + e1 * vy + e2 * vz
+        dn = n0 * vx + n1 * vy + n2 * vz
+        du = u0 * vx + u1 * vy + u2 * vz
+        horiz2 = e * e + n * n
+        rng2 = horiz2 + u * u
+        horiz = np.sqrt(horiz2)
+        el = np.arctan2(u, horiz)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hp = _zero_where_zero((e * de + n * dn) / horiz, horiz)
+            elp = (du * horiz - u * hp) / rng2
+        az = np.arctan2(e, n)
+        np.add(az, _TAU, out=az, where=az < 0.0)
+        if self.flat_el is not None:
+            return el - self.flat_el, elp, el, az
+        with np.errstate(divide="ignore", invalid="ignore"):
+            azp = np.where(horiz2 > 0, (de * n - e * dn) / horiz2, 0.0)
+        mask_el, mask_slope = self.mask.el_rad(az)
+        return el - mask_el, elp - mask_slope * azp, el, az
+
+    def outer_visibility(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        z: FloatArray,
+        vx: FloatArray,
+        vy: FloatArray,
+        vz: FloatArray,
+    ) -> tuple[FloatArray, FloatArray]:
+        """f_out and f_out' alone (see the module docstring), for the coarse grid."""
+        rn = np.sqrt(x * x + y * y + z * z)
+        f_out, fp_out, _, _ = self._visibility(x, y, z, vx, vy, vz, rn, inner=False)
+        return f_out, fp_out
 
     def _visibility(
         self,
@@ -504,8 +604,11 @@ class _Geometry:
         vy: FloatArray,
         vz: FloatArray,
         rn: FloatArray,
+        *,
+        inner: bool = True,
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """f_out, f_out', f_in, f_in' (see the module docstring)."""
+        """f_out, f_out', f_in, f_in' (see the module docstring); ``inner`` False leaves
+        f_in and f_in' empty."""
         rdot = (x * vx + y * vy + z * vz) / rn
         sx, sy, sz = self.s_hat
         c = (sx * x + sy * y + sz * z) / rn
@@ -513,6 +616,8 @@ class _Geometry:
         cv_lo, dcv_lo = _cos_vis(self.radius_km, self.el_lo, rn)
         f_out = c - cv_lo
         fp_out = cp - dcv_lo * rdot
+        if not inner:
+            return f_out, fp_out, f_out[:0], fp_out[:0]
         if self.el_hi < math.pi / 2:
             cv_hi, dcv_hi = _cos_vis(self.radius_km, self.el_hi, rn)
             f_in = c - cv_hi
@@ -545,12 +650,6 @@ class PassPredictor:
         whole = _UNIX_JD + days
         return whole, frac
 
-    def _state(
-        self, jd: FloatArray, fr: FloatArray, r: FloatArray, v: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        theta, theta_dot = gmst82(jd, fr + self.dut1_s / _DAY_S)
-        return teme_to_ecef(r, v, theta, theta_dot)
-
     def _eval_pairs(
         self,
         geo: _Geometry,
@@ -564,10 +663,34 @@ class PassPredictor:
         culmination: bool = True,
     ) -> _Samples:
         """Propagate satellite ``sat[i]`` at ``t[i]`` seconds after the reference epoch."""
+        err, x, y, z, vx, vy, vz = self._states(jd0, fr0, sat, t)
+        return geo.samples_xyz(
+            err,
+            x,
+            y,
+            z,
+            vx,
+            vy,
+            vz,
+            keep_kin=keep_kin,
+            visibility=visibility,
+            culmination=culmination,
+        )
+
+    def _states(
+        self, jd0: float, fr0: float, sat: IntArray, t: FloatArray
+    ) -> tuple[
+        npt.NDArray[np.int_], FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray
+    ]:
+        """sgp4 error codes and Earth-fixed x, y, z (km), vx, vy, vz (km/s) of the pairs."""
         n = len(sat)
-        order = np.argsort(sat, kind="stable")
-        sorted_sat = sat[order]
-        fr = fr0 + t[order] / _DAY_S
+        t = np.asarray(t, dtype=np.float64)
+        # Most batches come sorted by satellite already (they are built from row-major
+        # (satellite, time) grids); only the others pay for a sort and its inverse.
+        in_order = n < 2 or bool(np.all(sat[1:] >= sat[:-1]))
+        order = None if in_order else np.argsort(sat, kind="stable")
+        sorted_sat = sat if order is None else sat[order]
+        fr = fr0 + (t if order is None else t[order]) / _DAY_S
         jd = np.full(n, jd0)
         err = np.zeros(n, dtype=np.uint8)
         r = np.empty((n, 3))
@@ -586,17 +709,26 @@ class PassPredictor:
                     satrec._sgp4(jd[a:b], fr[a:b], err[a:b], r[a:b], v[a:b])
                 else:
                     err[a:b], r[a:b], v[a:b] = satrec.sgp4_array(jd[a:b], fr[a:b])
-        r_e, v_e = self._state(jd, fr, r, v)
+        # TEME -> Earth-fixed (as frames.teme_to_ecef), written straight into contiguous
+        # component arrays: the (n, 3) layout makes every later elementwise operation
+        # strided, and stacking then splitting it again costs two copies per batch.
+        theta, theta_dot = gmst82(jd, fr + self.dut1_s / _DAY_S)
+        cos_t = np.cos(theta)
+        sin_t = np.sin(theta)
+        xt, yt = r[:, 0], r[:, 1]
+        vxt, vyt = v[:, 0], v[:, 1]
+        x = cos_t * xt + sin_t * yt
+        y = cos_t * yt - sin_t * xt
+        vx = cos_t * vxt + sin_t * vyt + theta_dot * y
+        vy = cos_t * vyt - sin_t * vxt - theta_dot * x
+        z = r[:, 2]
+        vz = v[:, 2]
+        if order is None:
+            return err.astype(np.int_), x, y, z.copy(), vx, vy, vz.copy()
         inverse = np.empty(n, dtype=np.intp)
         inverse[order] = np.arange(n)
-        return geo.samples(
-            err.astype(np.int_)[inverse],
-            r_e[inverse],
-            v_e[inverse],
-            keep_kin=keep_kin,
-            visibility=visibility,
-            culmination=culmination,
-        )
+        x, y, z, vx, vy, vz = (c[inverse] for c in (x, y, z, vx, vy, vz))
+        return err.astype(np.int_)[inverse], x, y, z, vx, vy, vz
 
     # -- public API -----------------------------------------------------------
     def look_angles(self, norad_id: int, station: Station, times: Sequence[datetime]) -> LookAngles:
@@ -661,6 +793,47 @@ def _orbit_bounds(satrec: Satrec) -> tuple[float, float, float, float]:
     # changes of the elements (only the plane prefilter uses it).
     r_max = a_km * (1.0 + ecc) + 0.02 * a_km + 30.0
     return rate, k2, k4, r_max
+
+
+def _zero_where_zero(values: FloatArray, denominator: FloatArray) -> FloatArray:
+    """``values`` with 0 where ``denominator`` is 0 (in place; cheaper than np.where when,
+    as almost always, there is no such element)."""
+    if not np.all(denominator > 0.0):
+        values[~(denominator > 0.0)] = 0.0
+    return values
+
+
+def _taylor_state(
+    kin: FloatArray, dt: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """x, y, z, vx, vy, vz dt seconds from sampled (position, velocity, acceleration,
+    jerk) rows ``kin`` (n, 12), by their cubic Taylor polynomial."""
+    half = 0.5 * dt * dt
+    sixth = half * dt * (1.0 / 3.0)
+    k = kin.T
+    return (
+        k[0] + k[3] * dt + k[6] * half + k[9] * sixth,
+        k[1] + k[4] * dt + k[7] * half + k[10] * sixth,
+        k[2] + k[5] * dt + k[8] * half + k[11] * sixth,
+        k[3] + k[6] * dt + k[9] * half,
+        k[4] + k[7] * dt + k[10] * half,
+        k[5] + k[8] * dt + k[11] * half,
+    )
+
+
+def _plane_angle(
+    n: tuple[FloatArray, FloatArray, FloatArray],
+    p: tuple[FloatArray, FloatArray, FloatArray] | tuple[FloatArray, FloatArray, float],
+) -> FloatArray:
+    """Angle of ``p`` in the plane with unit normal ``n``, from its ascending node.
+
+    The node is ``N = z x n / s`` and the in-plane axis ``W = n x N``, with
+    ``s = |z x n|`` (> 0); both arguments of the atan2 are scaled by ``s``.
+    """
+    nx, ny, nz = n
+    px, py, pz = p
+    s2 = nx * nx + ny * ny
+    return np.arctan2(s2 * pz - nz * (nx * px + ny * py), nx * py - ny * px)
 
 
 def _hermite(
@@ -781,21 +954,16 @@ class _Search:
     def _extrapolate(self, kin: FloatArray, dt: FloatArray, *, culmination: bool) -> _Samples:
         """Samples dt seconds from sampled states, by a local Taylor model (no sgp4).
 
-        Position and velocity are carried with the sampled acceleration (gravity with J2
-        and the rotating-frame terms) held constant; the neglected jerk term is about
-        n^3 r dt^3 / 6, i.e. centimetres at |dt| <= TAYLOR_MAX_S for any LEO orbit,
-        which moves a root by well under 0.1 ms.
+        Position and velocity are carried by their cubic Taylor polynomial (acceleration:
+        gravity with J2 and the rotating-frame terms; jerk: the two-body gravity gradient
+        and the frame terms' derivatives). Against sgp4 itself the model drifts by about
+        0.1 m at 4 s and 0.5 m at TAYLOR_MAX_S = 20 s from the sample (measured on the
+        seed constellation; sgp4's velocity is not exactly the derivative of its
+        position), hence the reach rule of TAYLOR_GAIN_S_PER_KM for crossings.
         """
-        half = 0.5 * dt * dt
-        k = kin.T
         return self.geo.samples_xyz(
             np.zeros(len(dt), dtype=np.int_),
-            k[0] + k[3] * dt + k[6] * half,
-            k[1] + k[4] * dt + k[7] * half,
-            k[2] + k[5] * dt + k[8] * half,
-            k[3] + k[6] * dt,
-            k[4] + k[7] * dt,
-            k[5] + k[8] * dt,
+            *_taylor_state(kin, dt),
             visibility=False,
             culmination=culmination,
         )
@@ -810,12 +978,15 @@ class _Search:
         hi: FloatArray,
         which: str,
         tol_s: float,
+        reach_s: FloatArray | float = TAYLOR_MAX_S,
     ) -> tuple[BoolArray, FloatArray, FloatArray, FloatArray]:
         """Newton on g (or d sin(el)/dt) near x0 using only the local Taylor model.
 
-        Returns (converged, root, el, az); a root is only accepted within TAYLOR_MAX_S of
-        the sgp4 sample it was extrapolated from and inside its bracket.
+        Returns (converged, root, el, az); a root is only accepted within ``reach_s``
+        (at most TAYLOR_MAX_S) of the sgp4 sample it was extrapolated from and inside its
+        bracket.
         """
+        reach = np.broadcast_to(np.asarray(reach_s, dtype=np.float64), x0.shape)
         n = len(x0)
         done = np.zeros(n, dtype=bool)
         root = np.zeros(n)
@@ -831,28 +1002,34 @@ class _Search:
             with np.errstate(divide="ignore", invalid="ignore"):
                 step = -f[live] / fp[live]
             tn = t[live] + step
-            valid = np.isfinite(tn) & (np.abs(tn - x0[live]) <= TAYLOR_MAX_S)
+            valid = np.isfinite(tn) & (np.abs(tn - x0[live]) <= reach[live])
             valid &= (tn > lo[live]) & (tn < hi[live])
             if which == "sinelp":
                 valid &= fp[live] < 0
             live, tn, step = live[valid], tn[valid], step[valid]
             if not len(live):
                 break
-            st = self._extrapolate(kin[live], tn - x0[live], culmination=which == "sinelp")
+            if which == "g":
+                g_n, gp_n, el_n, az_n = self.geo.crossing_terms(
+                    *_taylor_state(kin[live], tn - x0[live])
+                )
+            else:
+                st = self._extrapolate(kin[live], tn - x0[live], culmination=True)
+                g_n, gp_n, el_n, az_n = st.sinelp, st.sinelpp, st.el, st.az
             conv = np.abs(step) < tol_s
             idx = live[conv]
             done[idx] = True
             root[idx] = tn[conv]
-            el[idx] = st.el[conv]
-            az[idx] = st.az[conv]
+            el[idx] = el_n[conv]
+            az[idx] = az_n[conv]
             t[live] = tn
-            f[live] = st.g if which == "g" else st.sinelp
-            fp[live] = st.gp if which == "g" else st.sinelpp
+            f[live] = g_n
+            fp[live] = gp_n
             live = live[~conv]
         return done, root, el, az
 
     # -- phase 1: bracket -----------------------------------------------------
-    def _coarse(self) -> tuple[FloatArray, _Samples, BoolArray, FloatArray]:
+    def _coarse(self) -> tuple[FloatArray, _Grid, BoolArray, FloatArray]:
         """The coarse grid: samples where needed, and the intervals proven out by plane.
 
         A satellite can only be seen when the site is within the visibility angle of the
@@ -884,29 +1061,30 @@ class _Search:
         # A satellite whose propagation failed has NaN normals, hence NaN angles, which
         # never count as proven out (its errors are then found and reported on the grid).
         rate_n = np.max(np.where(np.isfinite(turn), turn, 1.0) / dt_p, axis=1)
-        # Interpolate the normal onto the grid (linear, renormalised).
+        # Interpolate the normal onto the grid (linear, renormalised), as (sat, time)
+        # component arrays: (sat, time, 3) layouts make every operation strided.
         j = np.clip(np.searchsorted(t_p, t, side="right") - 1, 0, n_p - 1)
-        w = ((t - t_p[j]) / dt_p[j])[None, :, None]
-        n_g = normal[:, j] * (1.0 - w) + normal[:, j + 1] * w
-        n_g /= np.linalg.norm(n_g, axis=-1, keepdims=True)
+        w = (t - t_p[j]) / dt_p[j]
+        nx, ny, nz = (normal[:, j, c] * (1.0 - w) + normal[:, j + 1, c] * w for c in range(3))
+        inv_len = 1.0 / np.sqrt(nx * nx + ny * ny + nz * nz)
+        nx *= inv_len
+        ny *= inv_len
+        nz *= inv_len
         # Site direction in TEME at the grid times: R_z(-theta) applied to the ECEF one.
         theta, _ = gmst82(np.full(nt, self.jd0), self.fr0 + t / _DAY_S + self.pred.dut1_s / _DAY_S)
         sx, sy, sz = self.geo.s_hat
-        site = np.stack(
-            (
-                np.cos(theta) * sx - np.sin(theta) * sy,
-                np.sin(theta) * sx + np.cos(theta) * sy,
-                np.full(nt, sz),
-            ),
-            axis=-1,
-        )
-        beta = np.abs(np.arcsin(np.clip(np.sum(n_g * site[None, :, :], axis=-1), -1.0, 1.0)))
+        site_x = np.cos(theta) * sx - np.sin(theta) * sy
+        site_y = np.sin(theta) * sx + np.cos(theta) * sy
+        beta = np.abs(np.arcsin(np.clip(nx * site_x + ny * site_y + nz * sz, -1.0, 1.0)))
         h = np.diff(t)[None, :]
         site_rate = EARTH_ROTATION_RAD_S * math.hypot(sx, sy)
         rate = site_rate + 2.0 * np.nan_to_num(rate_n, nan=1.0)[:, None] + 1e-6
         lower = 0.5 * (beta[:, :-1] + beta[:, 1:] - rate * h)
         skip = lower > (self.lam_out[:, None] + PLANE_MARGIN_RAD)
         skip &= np.isfinite(lower)
+        skip |= self._phase_skip(
+            t, t_p, j, w, r_p, normal, (nx, ny, nz), (site_x, site_y, sz), beta, err_p
+        )
 
         # Propagate only the grid points that bound an interval still in play, plus the
         # window edges (pass in progress at the start or the end).
@@ -916,15 +1094,112 @@ class _Search:
         need[:, 0] = True
         need[:, -1] = True
         ks, cols = np.nonzero(need)
-        flat = self.eval(ks, t[cols], keep_kin=False)
-        s0 = _Samples(
-            *(
-                _fill2d(getattr(flat, f), ks, cols, (nsat, nt), _GRID_DEFAULTS.get(f, 0.0))
-                for f in _SAMPLE_FIELDS
-            )
+        self.samples += len(ks)
+        states = self.pred._states(self.jd0, self.fr0, ks, t[cols])
+        # Stage one: only the visibility function (and its rate) at every grid point;
+        # the full look angles are computed later only where an interval survives.
+        err, x, y, z, vx, vy, vz = states
+        f_out, fp_out = self.geo.outer_visibility(x, y, z, vx, vy, vz)
+        f_out = np.where(err != 0, -4.0, f_out)
+        grid = _Grid(
+            f_out=_fill2d(f_out, ks, cols, (nsat, nt), _GRID_DEFAULTS["f_out"]),
+            fp_out=_fill2d(fp_out, ks, cols, (nsat, nt), 0.0),
+            err=_fill2d(err, ks, cols, (nsat, nt), 0),
+            pos=_fill2d(np.arange(len(ks)), ks, cols, (nsat, nt), -1),
+            states=states,
         )
         err_first = np.where(err_p != 0, t_p[None, :], np.inf).min(axis=1)
-        return t, s0, skip, err_first
+        return t, grid, skip, err_first
+
+    def _phase_skip(
+        self,
+        t: FloatArray,
+        t_p: FloatArray,
+        j: IntArray,
+        w: FloatArray,
+        r_p: FloatArray,
+        normal: FloatArray,
+        n_g: tuple[FloatArray, FloatArray, FloatArray],
+        site: tuple[FloatArray, FloatArray, float],
+        beta: FloatArray,
+        err_p: npt.NDArray[Any],
+    ) -> BoolArray:
+        """Grid intervals where the satellite is provably too far along its orbit.
+
+        Write the site direction (geocentric, TEME) and the satellite direction in the
+        frame of the interpolated orbit plane: ``s = cos(beta) p(u_s) + sin(beta) n`` and
+        ``r = cos(d) p(u) + sin(d) n`` with ``|d| <= PLANE_MARGIN_RAD`` (the same margin
+        the plane test uses), so ``cos(lambda) = s . r <= max(cos(u - u_s), 0) +
+        sin(PLANE_MARGIN_RAD)``. The satellite can therefore only be above the mask when
+        the in-plane angle ``phi = u - u_s`` is within ``thr = acos(cos(lam_out) -
+        sin(PLANE_MARGIN_RAD))`` of zero (mod 2 pi).
+
+        ``u`` (argument of latitude, from the ascending node of the interpolated plane) is
+        known exactly at the plane samples; between them it is interpolated linearly after
+        unwrapping with the secular rate (sgp4's ``mdot + argpdot``). The interpolation
+        error is bounded by ``D = 2 P + Q``: ``P`` bounds the periodic part of ``u``
+        (equation of the centre ``2e + 2e^2``, J2 short-period terms below 3e-3 rad, the
+        node's wobble ``2 PLANE_MARGIN_RAD / sin i``) and ``Q`` the curvature of its
+        secular part (drag), measured from the change of the per-span residuals:
+        ``Q = (max |resid_{k+1} - resid_k| + 4 P) / 8``. ``u_s`` is computed exactly at the
+        grid times; within a grid interval its deviation from linear is at most
+        ``|u_s''| h^2 / 8`` with ``|u_s''| <= 50 w^2`` while ``beta <= 1 rad``.
+
+        Only near-circular (e < 0.05), inclined (sin i > 0.3) orbits with a period over
+        two grid steps, no sgp4 error and consistent residuals take part, over windows
+        with at least three plane samples; everything else is left to the other tests.
+        """
+        nsat, nt = beta.shape
+        n_spans = len(t_p) - 1
+        skip = np.zeros((nsat, nt - 1), dtype=bool)
+        if n_spans < 3:
+            return skip
+        recs = self.pred._satrecs
+        ecc = np.array([float(rec.ecco) for rec in recs])
+        ubar = np.array([(float(rec.mdot) + float(rec.argpdot)) / 60.0 for rec in recs])
+        h = np.diff(t)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sin_i = np.hypot(normal[..., 0], normal[..., 1])
+            u_p = _plane_angle(
+                (normal[..., 0], normal[..., 1], normal[..., 2]),
+                (r_p[..., 0], r_p[..., 1], r_p[..., 2]),
+            )
+            dt_p = np.diff(t_p)
+            du = np.diff(u_p, axis=1)
+            secular = ubar[:, None] * dt_p[None, :]
+            adv = du + _TAU * np.round((secular - du) / _TAU)
+            resid = adv - secular
+            u_unw = np.concatenate((u_p[:, :1], u_p[:, :1] + np.cumsum(adv, axis=1)), axis=1)
+            d_resid = np.max(np.abs(np.diff(resid, axis=1)), axis=1)
+            min_sin_i = np.min(sin_i, axis=1)
+            periodic = 2.0 * ecc + 2.0 * ecc * ecc + 3e-3 + 2.0 * PLANE_MARGIN_RAD / min_sin_i
+            drift = 2.0 * periodic + (d_resid + 4.0 * periodic) / 8.0
+            ok = (
+                (ecc < 0.05)
+                & (min_sin_i > 0.3)
+                & (ubar * float(np.max(h)) < math.pi)
+                & np.all(err_p == 0, axis=1)
+                & np.all(np.isfinite(u_unw), axis=1)
+                & (np.max(np.abs(resid), axis=1) < 0.2)
+            )
+        if not np.any(ok):
+            return skip
+        k = np.flatnonzero(ok)
+        u_lin = u_unw[k][:, j] * (1.0 - w) + u_unw[k][:, j + 1] * w
+        u_s = _plane_angle((n_g[0][k], n_g[1][k], n_g[2][k]), site)
+        phi = u_lin - u_s
+        advance = np.mod(np.diff(phi, axis=1), _TAU)
+        consistent = np.abs(advance - ubar[k, None] * h[None, :]) < 0.5
+        w_e = EARTH_ROTATION_RAD_S
+        # The slope of the interpolated u changes at plane samples inside an interval.
+        kink = (d_resid[k] / float(np.min(dt_p)))[:, None] * h[None, :] / 4.0
+        margin = drift[k, None] + 50.0 * w_e * w_e * h[None, :] ** 2 / 8.0 + kink
+        thr = np.arccos(np.clip(np.cos(self.lam_out[k]) - math.sin(PLANE_MARGIN_RAD), -1.0, 1.0))
+        lo = np.mod(phi[:, :-1] - margin, _TAU)
+        hi = lo + advance + 2.0 * margin
+        low_beta = (beta[k, :-1] < 1.0) & (beta[k, 1:] < 1.0)
+        skip[k] = consistent & low_beta & (lo > thr[:, None]) & (hi < _TAU - thr[:, None])
+        return skip
 
     def _bounds(self, iv: _Intervals) -> tuple[FloatArray, FloatArray]:
         """Rigorous upper bound of f_out and lower bound of f_in on each interval.
@@ -967,7 +1242,7 @@ class _Search:
             lo_in[cand] = lo2
         return hi_out, lo_in
 
-    def _split(self, sp: _Intervals, inside: BoolArray) -> _Intervals:
+    def _split(self, sp: _Intervals, inside: BoolArray, *, first: bool = False) -> _Intervals:
         """Cut intervals: undecided ones next to the predicted threshold crossings.
 
         Provably-in intervals longer than IN_STEP_S are cut into equal pieces (culmination
@@ -976,6 +1251,13 @@ class _Search:
         that is not already inside such a cut), so the crossing ends up in a fine interval
         and the rest is usually decided in the next round; one with no predicted crossing
         is halved, so every undecided interval still shrinks geometrically.
+
+        In the ``first`` round (coarse grid intervals), an undecided interval of a
+        single-peak satellite with the satellite below the mask at both ends is instead cut
+        once, at the peak of f_out's Hermite interpolant: when the satellite is up there,
+        both halves are brackets already (one sample per pass instead of four); when it is
+        not, the halves go through the rounds above. Where an interval is cut never
+        affects which passes are found, only how many samples it takes.
         """
         h = sp.tb - sp.ta
         half = 0.5 * FINE_STEP_S
@@ -983,8 +1265,35 @@ class _Search:
         rows_i, s_i = _hermite_roots(sp.a.f_in, sp.a.fp_in, sp.b.f_in, sp.b.fp_in, h)
         t_o = sp.ta[rows_o] + s_o * h[rows_o]
         t_i = sp.ta[rows_i] + s_i * h[rows_i]
-        rows_parts = [rows_o, rows_o]
-        times_parts = [t_o - half, t_o + half]
+        peak_rows = np.empty(0, dtype=np.intp)
+        peak_t = np.empty(0)
+        if first:
+            cand = np.flatnonzero(
+                self.single_peak[sp.sat] & ~inside & (sp.a.g <= 0.0) & (sp.b.g <= 0.0)
+            )
+            if len(cand):
+                hc = h[cand]
+                ca, cb, cc, _ = _hermite(
+                    sp.a.f_out[cand], sp.a.fp_out[cand], sp.b.f_out[cand], sp.b.fp_out[cand], hc
+                )
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    disc = cb * cb - 3.0 * ca * cc
+                    s_peak = np.where(
+                        np.abs(ca) < 1e-15,
+                        -cc / (2.0 * cb),
+                        (-cb - np.sqrt(np.maximum(disc, 0.0))) / (3.0 * ca),
+                    )
+                ok = np.isfinite(s_peak) & (s_peak > 0.05) & (s_peak < 0.95)
+                peak_rows = cand[ok]
+                peak_t = sp.ta[peak_rows] + s_peak[ok] * hc[ok]
+                by_peak = np.zeros(len(h), dtype=bool)
+                by_peak[peak_rows] = True
+                keep_o = ~by_peak[rows_o]
+                rows_o, t_o = rows_o[keep_o], t_o[keep_o]
+                keep_i = ~by_peak[rows_i]
+                rows_i, t_i = rows_i[keep_i], t_i[keep_i]
+        rows_parts = [rows_o, rows_o, peak_rows]
+        times_parts = [t_o - half, t_o + half, peak_t]
         if len(rows_i):
             # f_in roots already within a cut around an f_out root need no cut of their own.
             key_o = rows_o * 1e9 + t_o
@@ -1021,7 +1330,7 @@ class _Search:
         keep = np.ones(len(rows), dtype=bool)
         keep[1:] = (rows[1:] != rows[:-1]) | (times[1:] - times[:-1] > guard)
         rows, times = rows[keep], times[keep]
-        new = self.eval(sp.sat[rows], times)
+        new = self.eval(sp.sat[rows], times, keep_kin=False, culmination=False)
         new_v = np.stack([getattr(new, f) for f in _END_FIELDS], axis=-1).astype(float)
         # Each row r becomes cnt[r] + 1 intervals: start -> cut_1 -> ... -> cut_k -> end.
         # Cuts are sorted by (row, time) already, so positions follow from counts alone.
@@ -1068,17 +1377,28 @@ class _Search:
         )
         hi0[skip] = -np.inf
         sat_idx, col = np.nonzero(hi0 >= 0.0)
-        g3 = _End.grid(s0)
-        iv = _Intervals.build(
-            sat_idx,
-            t_grid[col],
-            t_grid[col + 1],
-            _End(g3[sat_idx, col]),
-            _End(g3[sat_idx, col + 1]),
+        # Stage two: full samples at the ends of the surviving intervals and the window
+        # edges only (every one of them was propagated in stage one).
+        p_a, p_b = s0.pos[sat_idx, col], s0.pos[sat_idx, col + 1]
+        p_0, p_1 = s0.pos[:, 0], s0.pos[:, -1]
+        used = np.zeros(len(s0.states[0]), dtype=bool)
+        for p in (p_a, p_b, p_0, p_1):
+            used[p] = True
+        sel = np.flatnonzero(used)
+        row = np.empty(len(used), dtype=np.intp)
+        row[sel] = np.arange(len(sel))
+        full = self.geo.samples_xyz(
+            *(c[sel] for c in s0.states), visibility=True, culmination=False
         )
+        ends = np.stack([getattr(full, f) for f in _END_FIELDS], axis=-1).astype(float)
+        iv = _Intervals.build(
+            sat_idx, t_grid[col], t_grid[col + 1], _End(ends[row[p_a]]), _End(ends[row[p_b]])
+        )
+        edges = (_End(ends[row[p_0]]), _End(ends[row[p_1]]))
         problems = self._problems(start, t_grid, s0.err, err_first)
         kept: list[_Intervals] = []
         total = max(1, len(iv))
+        first = True
         while len(iv):
             h = iv.tb - iv.ta
             hi_out, lo_in = self._bounds(iv)
@@ -1099,9 +1419,10 @@ class _Search:
                 self.progress(min(0.9, 0.9 * (1.0 - np.count_nonzero(split) / total)))
             if not np.any(split):
                 break
-            iv = self._split(iv.select(split), proven_in[split])
+            iv = self._split(iv.select(split), proven_in[split], first=first)
+            first = False
         table = (
-            self._assemble(start, _Intervals.concat(kept), s0)
+            self._assemble(start, _Intervals.concat(kept), edges)
             if kept
             else PassTable.empty(start, self.span_s)
         )
@@ -1134,7 +1455,7 @@ class _Search:
         return out
 
     # -- phase 2: roots and assembly ------------------------------------------
-    def _assemble(self, start: datetime, iv: _Intervals, s0: _Samples) -> PassTable:
+    def _assemble(self, start: datetime, iv: _Intervals, edges: tuple[_End, _End]) -> PassTable:
         ga, gb = iv.a.g, iv.b.g
         up = (ga <= 0) & (gb > 0)
         down = (ga > 0) & (gb <= 0)
@@ -1153,16 +1474,20 @@ class _Search:
                 parts_down.append(_Intervals.build(g_sel.sat, t_max[hit], g_sel.tb, m, g_sel.b))
         ups = _Intervals.concat(parts_up)
         downs = _Intervals.concat(parts_down)
-        t_up, el_up, az_up = self._newton(ups)
-        t_down, el_down, az_down = self._newton(downs)
+        # One root search for both kinds of crossing (halves the fixed per-call costs).
+        n_up = len(ups)
+        t_both, el_both, az_both = self._newton(_Intervals.concat([ups, downs]))
+        t_up, el_up, az_up = t_both[:n_up], el_both[:n_up], az_both[:n_up]
+        t_down, el_down, az_down = t_both[n_up:], el_both[n_up:], az_both[n_up:]
         # Culminations: el' changes sign from + to - inside a kept interval.
         cul = (iv.a.sinelp > 0) & (iv.b.sinelp <= 0)
         cv = iv.select(cul)
         t_cul, el_cul, az_cul = self._culminations(cv)
 
         # Pair AOS with LOS per satellite; a pass in view at either window edge is clipped.
-        start_in = np.flatnonzero(s0.g[:, 0] > 0)
-        end_in = np.flatnonzero(s0.g[:, -1] > 0)
+        at_start, at_end = edges
+        start_in = np.flatnonzero(at_start.g > 0)
+        end_in = np.flatnonzero(at_end.g > 0)
         ev_sat = np.concatenate((ups.sat, downs.sat, start_in, end_in))
         ev_t = np.concatenate(
             (t_up, t_down, np.zeros(len(start_in)), np.full(len(end_in), self.span_s))
@@ -1175,8 +1500,8 @@ class _Search:
                 np.full(len(end_in), -2.0),
             )
         )
-        ev_el = np.concatenate((el_up, el_down, s0.el[start_in, 0], s0.el[end_in, -1]))
-        ev_az = np.concatenate((az_up, az_down, s0.az[start_in, 0], s0.az[end_in, -1]))
+        ev_el = np.concatenate((el_up, el_down, at_start.el[start_in], at_end.el[end_in]))
+        ev_az = np.concatenate((az_up, az_down, at_start.az[start_in], at_end.az[end_in]))
         order = np.lexsort((ev_t, ev_sat))
         ev_sat, ev_t, ev_kind = ev_sat[order], ev_t[order], ev_kind[order]
         ev_el, ev_az = ev_el[order], ev_az[order]
@@ -1260,9 +1585,10 @@ class _Search:
         spherical Earth and constant radius), so the peak of the Hermite interpolant of
         f_out is the first guess. Newton on d(sin el)/dt then uses the analytic second
         derivative (gravity with J2 plus the rotating-frame terms; sin(el) is smooth
-        through the zenith where el itself has a cusp), safeguarded by the bracket. The
-        reported culmination is the last evaluated point, within CULMINATION_TOL_S of the
-        root, so its elevation and azimuth come with it.
+        through the zenith where el itself has a cusp), safeguarded by the bracket; near
+        a sample it finishes on the Taylor model (to a last step under ROOT_TOL_S). The
+        reported culmination is the last evaluated point, so its elevation and azimuth
+        come with it.
         """
         n = len(cv)
         if n == 0:
@@ -1297,7 +1623,7 @@ class _Search:
                     a[active],
                     b[active],
                     "sinelp",
-                    CULMINATION_TOL_S,
+                    ROOT_TOL_S,
                 )
                 hit = active[ok_t]
                 t_out[hit], el_out[hit] = t_t[ok_t], el_t[ok_t]
@@ -1359,11 +1685,6 @@ class _Search:
             hl = (b - a)[long_b]
             rising = iv.b.g[long_b] > iv.a.g[long_b]
             guess = 0.5 * (a[long_b] + b[long_b])
-            found = np.zeros(len(long_b), dtype=bool)
-            rows, s_root = _hermite_roots(
-                iv.a.g[long_b], iv.a.gp[long_b], iv.b.g[long_b], iv.b.gp[long_b], hl
-            )
-            guess[rows] = a[long_b][rows] + s_root * hl[rows]
             total = np.zeros(len(long_b))
             count = np.zeros(len(long_b))
             for fa, fpa, fb, fpb in (
@@ -1381,6 +1702,14 @@ class _Search:
                 np.add.at(count, rows[match], 1.0)
             found = count > 0
             guess[found] = total[found] / count[found]
+            miss = np.flatnonzero(~found)
+            if len(miss):
+                # The fallback: a root of the cubic of g itself.
+                lm = long_b[miss]
+                rows, s_root = _hermite_roots(
+                    iv.a.g[lm], iv.a.gp[lm], iv.b.g[lm], iv.b.gp[lm], hl[miss]
+                )
+                guess[miss[rows]] = a[lm][rows] + s_root * hl[miss][rows]
             guess = np.clip(guess, a[long_b] + 1e-3, b[long_b] - 1e-3)
             s = self.eval(sat[long_b], guess, visibility=False, culmination=False)
             same_as_a = np.sign(s.g) == np.sign(ga[long_b])
@@ -1439,8 +1768,11 @@ class _Search:
         """Finish crossing roots near fresh sgp4 samples with the Taylor model, in place."""
         if s.kin is None or not len(idx):
             return
+        reach = np.clip(
+            TAYLOR_GAIN_S_PER_KM * s.range_km * np.abs(s.gp), TAYLOR_MIN_S, TAYLOR_MAX_S
+        )
         ok, t, el, az = self._taylor_root(
-            s.kin, x0, s.g, s.gp, a[idx], b[idx], "g", 0.02 * ROOT_TOL_S
+            s.kin, x0, s.g, s.gp, a[idx], b[idx], "g", ROOT_TOL_S, reach
         )
         hit = idx[ok]
         root[hit], elx[hit], azx[hit] = t[ok], el[ok], az[ok]
@@ -1563,11 +1895,6 @@ class _End:
     def of(cls, s: _Samples, idx: IntArray) -> _End:
         """The end values of samples ``idx``."""
         return cls(np.stack([getattr(s, f)[idx] for f in _END_FIELDS], axis=-1).astype(float))
-
-    @classmethod
-    def grid(cls, s: _Samples) -> FloatArray:
-        """All samples of a (sat, time) grid as an array (sat, time, field)."""
-        return np.stack([getattr(s, f) for f in _END_FIELDS], axis=-1).astype(float)
 
 
 class _Intervals:
