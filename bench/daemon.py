@@ -3,10 +3,14 @@
 1. Simulated-time speed: ``--hours`` of the simulated station on a stepped virtual clock
    (as fast as the CPU allows; every wake-up in deadline order), default tracking settings
    (control tick 0.1..1 s, 4 Hz pointing/link telemetry), telemetry to the embedded broker.
+   Reported on wall time and on the process's CPU time (other processes on a shared machine
+   slow the wall figure down), and per phase: 10 s steps with no antenna, one antenna or
+   both antennas tracking (counted from the pointing samples of the step).
    Also the same on the free-running clock at ``--speed`` (what ``groundlink demo`` does),
    with the pointing error it achieved (a loop that cannot keep up shows as error).
 2. Real time: ``--real-s`` seconds during passes on a clock running at real speed: CPU use
-   of the process (getrusage) and the lateness of every control-loop wake-up (p50/p99/max).
+   of the process (getrusage) and the lateness of every short sleep (p50/p99/max), for the
+   antennas' control loops (the tracker tasks) and for every task.
 3. Resident memory (max RSS of the process).
 
     .venv/bin/python bench/daemon.py [--hours 24] [--speed 1000] [--real-s 60]
@@ -16,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import resource
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,12 +41,21 @@ from controller.telemetry.commands import TrackCommand  # noqa: E402
 from firmware_bridge.clock import Clock, SystemClock, VirtualClock  # noqa: E402
 
 T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+_ISOLATED = [False]  # --broker-process: the embedded broker in a child process
+
+
+def _child_cpu_s(broker: EmbeddedBroker) -> float:
+    """CPU seconds used so far by an isolated broker's process (0 in-process)."""
+    if broker.pid is None:
+        return 0.0
+    fields = Path(f"/proc/{broker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _config(tmp: Path, horizon_h: float) -> Path:
     text = (ROOT / "configs" / "simulated.toml").read_text()
     text = text.replace('"../seeds/', f'"{ROOT}/seeds/')
-    text = re.sub(r'policy = "\w+"', 'policy = "greedy"', text)
+    text = re.sub(r'^policy = "\w+"', 'policy = "greedy"', text, flags=re.MULTILINE)
     text = re.sub(r"horizon_h = [0-9.]+", f"horizon_h = {min(24.0, horizon_h + 1)}", text)
     text = text.replace("embedded = true", "embedded = false")
     path = tmp / "station.toml"
@@ -51,9 +66,12 @@ def _config(tmp: Path, horizon_h: float) -> Path:
 class _LatenessClock:
     """A clock that records how late each short sleep woke (real seconds at speed 1)."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, loop_prefixes: tuple[str, ...]) -> None:
         self._clock = clock
+        self._loop_prefixes = loop_prefixes
         self.lateness_s: list[float] = []
+        self.loop_lateness_s: list[float] = []
+        """Only the wake-ups of the control loops (tasks named ``<antenna>-...``)."""
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -65,17 +83,56 @@ class _LatenessClock:
         due = self._clock.monotonic() + max(0.0, seconds)
         await self._clock.sleep(seconds)
         if 0 < seconds <= 2.0:
-            self.lateness_s.append(self._clock.monotonic() - due)
+            late_s = self._clock.monotonic() - due
+            self.lateness_s.append(late_s)
+            task = asyncio.current_task()
+            if task is not None and task.get_name().startswith(self._loop_prefixes):
+                self.loop_lateness_s.append(late_s)
 
     async def sleep_until(self, when: datetime) -> None:
         await self._clock.sleep_until(when)
 
 
+class _Phases:
+    """CPU seconds per 10 s step of simulated time, by how many antennas tracked in it."""
+
+    STEP_S = 10.0
+
+    def __init__(self) -> None:
+        self.sim_s: dict[str, float] = {}
+        self.cpu_s: dict[str, float] = {}
+        self.broker_cpu_s = 0.0
+        """CPU seconds of an isolated broker's process over the measured span."""
+
+    def add(self, pointing_samples: int, antennas: int, cpu_s: float) -> None:
+        # A tracking antenna sends a pointing sample every telemetry period (4 Hz by
+        # default): more than half a step's worth from one antenna means two were tracking.
+        per_antenna = 4 * self.STEP_S
+        busy = 0 if pointing_samples == 0 else 1 if pointing_samples <= per_antenna else 2
+        name = "idle" if busy == 0 else f"{min(busy, antennas)} tracking"
+        self.sim_s[name] = self.sim_s.get(name, 0.0) + self.STEP_S
+        self.cpu_s[name] = self.cpu_s.get(name, 0.0) + cpu_s
+
+    def describe(self) -> str:
+        parts = []
+        for name in sorted(self.sim_s):
+            sim, cpu = self.sim_s[name], self.cpu_s[name]
+            speed = f"{sim / cpu:.0f}x" if cpu > 0 else "-"
+            parts.append(f"{name} {sim / 3600:.1f} h at {speed}")
+        return "; ".join(parts)
+
+
 async def _run(
-    path: Path, run_dir: Path, clock: VirtualClock, seconds: float, *, stepped: bool
+    path: Path,
+    run_dir: Path,
+    clock: VirtualClock,
+    seconds: float,
+    *,
+    stepped: bool,
+    phases: _Phases | None = None,
 ) -> tuple[Daemon, float]:
     real = SystemClock()
-    async with EmbeddedBroker(port=0, ws_port=None) as broker:
+    async with EmbeddedBroker(port=0, ws_port=None, isolated=_ISOLATED[0]) as broker:
         daemon = Daemon(
             load_config(path),
             clock=clock,
@@ -88,8 +145,19 @@ async def _run(
             await (clock.advance(0.05) if stepped else real.sleep(0.01))
         t0 = real.monotonic()
         end = clock.now() + timedelta(seconds=seconds)
+        antennas = len(daemon.config.antennas)
+        broker_cpu0 = _child_cpu_s(broker)
         while clock.now() < end and not task.done():
-            await (clock.advance(10.0) if stepped else real.sleep(0.05))
+            if not stepped:
+                await real.sleep(0.05)
+                continue
+            samples, cpu0 = daemon.stats.messages["pointing"], time.process_time()
+            await clock.advance(_Phases.STEP_S)
+            if phases is not None:
+                cpu = time.process_time() - cpu0
+                phases.add(daemon.stats.messages["pointing"] - samples, antennas, cpu)
+        if phases is not None:
+            phases.broker_cpu_s = _child_cpu_s(broker) - broker_cpu0
         elapsed = real.monotonic() - t0
         daemon.request_stop("bench")
         while not task.done():
@@ -114,7 +182,13 @@ async def main() -> None:
     parser.add_argument("--speed", type=float, default=1000.0)
     parser.add_argument("--real-s", type=float, default=60.0)
     parser.add_argument("--skip-stepped", action="store_true", help="no stepped-clock run")
+    parser.add_argument(
+        "--broker-process",
+        action="store_true",
+        help="run the embedded broker in a child process (EmbeddedBroker(isolated=True))",
+    )
     args = parser.parse_args()
+    _ISOLATED[0] = args.broker_process
     configure_logging("error")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -122,10 +196,15 @@ async def main() -> None:
         sim_s = args.hours * 3600
         if not args.skip_stepped:
             clock = VirtualClock(T0)
-            daemon, real_s = await _run(path, tmp / "r1", clock, sim_s, stepped=True)
-            speed = sim_s / real_s
-            took = f"{args.hours:g} h in {real_s:.1f} s = {speed:.0f}x"
-            print(f"stepped     : {took}; {_describe(daemon)}")
+            phases = _Phases()
+            cpu0 = time.process_time()
+            daemon, real_s = await _run(path, tmp / "r1", clock, sim_s, stepped=True, phases=phases)
+            cpu_s = time.process_time() - cpu0 + phases.broker_cpu_s
+            took = f"{args.hours:g} h in {real_s:.1f} s = {sim_s / real_s:.0f}x"
+            print(f"stepped     : {took} ({sim_s / cpu_s:.0f}x on CPU time); {_describe(daemon)}")
+            print(f"  per phase (CPU time of this process): {phases.describe()}")
+            if args.broker_process:
+                print(f"  broker process CPU {phases.broker_cpu_s:.1f} s (counted above)")
         clock = VirtualClock(T0)
         clock.start_free_running(1.0)
         daemon, real_s = await _run_free(path, tmp / "r2", clock, sim_s, args.speed)
@@ -135,12 +214,13 @@ async def main() -> None:
         first = _busiest_moment(daemon)
         base = VirtualClock(first)
         base.start_free_running(1.0)
-        measured = _LatenessClock(base)
+        config = load_config(path)
+        measured = _LatenessClock(base, tuple(f"{a.id}-" for a in config.antennas))
         before = resource.getrusage(resource.RUSAGE_SELF)
         real = SystemClock()
-        async with EmbeddedBroker(port=0, ws_port=None) as broker:
+        async with EmbeddedBroker(port=0, ws_port=None, isolated=_ISOLATED[0]) as broker:
             live = Daemon(
-                load_config(path),
+                config,
                 clock=measured,
                 config_path=path,
                 settings=DaemonConfig(run_dir=tmp / "r3"),
@@ -162,29 +242,64 @@ async def main() -> None:
                     await live.track(cmd)
             await real.sleep(5.0)  # let the late pre-position settle before measuring
             before = resource.getrusage(resource.RUSAGE_SELF)
+            child_before = _child_cpu_s(broker)
             measured.lateness_s.clear()
+            measured.loop_lateness_s.clear()
             t0 = real.monotonic()
             await real.sleep(args.real_s)
             wall = real.monotonic() - t0
             after = resource.getrusage(resource.RUSAGE_SELF)
+            child_cpu = _child_cpu_s(broker) - child_before
+            child_rss_mb = _child_rss_mb(broker)
             live.request_stop("bench")
             await task
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        late = sorted(measured.lateness_s)
         tracking = sum(
             o.reason is not None and "daemon stopping" in o.reason for o in live.outcomes
         )
-
-        def pct(q: float) -> float:
-            return 1000 * late[min(len(late) - 1, int(q * len(late)))] if late else float("nan")
-
-        print(
-            f"real time   : {wall:.0f} s, CPU {100 * cpu / wall:.1f} % of one core, "
-            f"{len(late)} wake-ups, lateness p50 {pct(0.5):.2f} ms p99 {pct(0.99):.2f} ms "
-            f"max {1000 * (late[-1] if late else 0):.2f} ms; tracks under way {tracking}"
+        broker_cpu = (
+            f" + broker process {100 * child_cpu / wall:.1f} %" if args.broker_process else ""
         )
+        print(
+            f"real time   : {wall:.0f} s, CPU {100 * cpu / wall:.1f} %{broker_cpu} of one core; "
+            f"tracks under way {tracking}; load average {_load()}"
+        )
+        print(f"  control loops: {_lateness(measured.loop_lateness_s)}")
+        print(f"  every task   : {_lateness(measured.lateness_s)}")
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"memory      : max RSS {rss_mb:.0f} MB (whole benchmark process)")
+        extra = f" + broker process {child_rss_mb:.0f} MB" if args.broker_process else ""
+        print(f"memory      : max RSS {rss_mb:.0f} MB (whole benchmark process){extra}")
+
+
+def _child_rss_mb(broker: EmbeddedBroker) -> float:
+    """Peak resident memory of an isolated broker's process (0 in-process)."""
+    if broker.pid is None:
+        return 0.0
+    for line in Path(f"/proc/{broker.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _lateness(samples: list[float]) -> str:
+    late = sorted(samples)
+    if not late:
+        return "no wake-ups"
+
+    def pct(q: float) -> float:
+        return 1000 * late[min(len(late) - 1, int(q * len(late)))]
+
+    return (
+        f"{len(late)} wake-ups, lateness p50 {pct(0.5):.2f} ms p99 {pct(0.99):.2f} ms "
+        f"max {1000 * late[-1]:.2f} ms"
+    )
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def _busiest_moment(daemon: Daemon) -> datetime:
@@ -203,7 +318,7 @@ async def _run_free(
     path: Path, run_dir: Path, clock: VirtualClock, seconds: float, speed: float
 ) -> tuple[Daemon, float]:
     real = SystemClock()
-    async with EmbeddedBroker(port=0, ws_port=None) as broker:
+    async with EmbeddedBroker(port=0, ws_port=None, isolated=_ISOLATED[0]) as broker:
         daemon = Daemon(
             load_config(path),
             clock=clock,

@@ -6,11 +6,23 @@ browser dashboards. It binds loopback only and allows anonymous clients, so it i
 single machine; production points ``mqtt.broker`` at Mosquitto instead. Port 0 picks a
 free port (tests); the bound ports are then on :attr:`EmbeddedBroker.tcp_port` and
 :attr:`EmbeddedBroker.ws_port`.
+
+``isolated=True`` runs the same broker in a child process instead
+(``python -m controller.telemetry.broker``): amqtt costs a few hundred microseconds of
+Python per message, and in the daemon's own event loop that work sits between the
+antennas' control-loop wake-ups. The child exits when stopped or when its parent dies
+(its stdin closes).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import json
 import logging
+import signal
+import sys
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,7 +38,14 @@ class EmbeddedBrokerError(RuntimeError):
 class EmbeddedBroker:
     """In-process MQTT 3.1.1 broker (amqtt) on loopback TCP and WebSocket."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 1883, ws_port: int | None = 9001):
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        ws_port: int | None = 9001,
+        isolated: bool = False,
+    ):
         if not is_loopback_host(host):
             raise EmbeddedBrokerError(
                 f"embedded broker host {host!r} is not a loopback address; it only serves "
@@ -38,7 +57,9 @@ class EmbeddedBroker:
         self._host = host
         self._port = port
         self._ws_port = ws_port
+        self._isolated = isolated
         self._broker: Any = None
+        self._child: asyncio.subprocess.Process | None = None
         self._bound: dict[str, int] = {}
 
     @classmethod
@@ -58,6 +79,11 @@ class EmbeddedBroker:
         return self._require("ws") if self._ws_port is not None else None
 
     @property
+    def pid(self) -> int | None:
+        """The child process running an isolated broker (None in-process or stopped)."""
+        return self._child.pid if self._child is not None else None
+
+    @property
     def url(self) -> str:
         """``mqtt://host:port`` of the TCP listener."""
         return f"mqtt://{self._host}:{self.tcp_port}"
@@ -70,8 +96,11 @@ class EmbeddedBroker:
 
     async def start(self) -> None:
         """Open the listeners."""
-        if self._broker is not None:
+        if self._broker is not None or self._child is not None:
             raise EmbeddedBrokerError("the embedded broker is already running")
+        if self._isolated:
+            await self._start_child()
+            return
         # Imported here: amqtt pulls in websockets, transitions and its plugin registry,
         # which a daemon pointed at Mosquitto never needs.
         from amqtt.broker import Broker
@@ -110,9 +139,42 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         """Close the listeners and drop every session (idempotent)."""
         broker, self._broker = self._broker, None
+        child, self._child = self._child, None
         self._bound = {}
         if broker is not None:
             await broker.shutdown()
+        if child is not None:
+            if child.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(signal.SIGTERM)
+            await child.wait()
+
+    async def _start_child(self) -> None:
+        args = [sys.executable, "-m", "controller.telemetry.broker", "--host", self._host]
+        args += ["--port", str(self._port)]
+        if self._ws_port is not None:
+            args += ["--ws-port", str(self._ws_port)]
+        # stderr is inherited: a pipe nobody reads would stall a child that logs a lot.
+        child = await asyncio.create_subprocess_exec(
+            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        assert child.stdout is not None
+        # The child prints one JSON line once it listens: the bound ports, or its error.
+        line = await child.stdout.readline()
+        try:
+            reply = json.loads(line) if line else {}
+        except ValueError:
+            reply = {}
+        if not isinstance(reply, dict) or "ports" not in reply:
+            if child.returncode is None:
+                child.kill()
+            await child.wait()
+            why = reply.get("error") if isinstance(reply, dict) else None
+            raise EmbeddedBrokerError(
+                why or f"embedded broker process exited with status {child.returncode}"
+            )
+        self._child = child
+        self._bound = {str(k): int(v) for k, v in reply["ports"].items()}
 
     async def __aenter__(self) -> Self:
         """Start the broker."""
@@ -132,3 +194,48 @@ class EmbeddedBroker:
         if name not in self._bound:
             raise EmbeddedBrokerError("the embedded broker is not running (use 'async with')")
         return self._bound[name]
+
+
+async def _serve_child(host: str, port: int, ws_port: int | None) -> None:
+    """The isolated broker's process: listen, report the ports, run until told to stop."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # The parent holds our stdin: end of file means it is gone, so are we.
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    orphaned = asyncio.ensure_future(reader.read())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        async with EmbeddedBroker(host=host, port=port, ws_port=ws_port) as broker:
+            _reply({"ports": broker._bound})
+            await asyncio.wait({orphaned, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        orphaned.cancel()
+        stopped.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m controller.telemetry.broker``: the broker of ``isolated=True``."""
+    parser = argparse.ArgumentParser(description="groundlink's embedded MQTT broker")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--ws-port", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    try:
+        asyncio.run(_serve_child(args.host, args.port, args.ws_port))
+    except EmbeddedBrokerError as exc:
+        _reply({"error": str(exc)})
+        return 1
+    return 0
+
+
+def _reply(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

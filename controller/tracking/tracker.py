@@ -48,7 +48,7 @@ from controller.tracking.config import AntennaLinkConfig, SatelliteLinkConfig, T
 from controller.tracking.doppler import Channel, DopplerController, DopplerTargets
 from controller.tracking.link import LinkBudget, snr_from_meter_db
 from controller.tracking.pointing import PointingPlan, PointingPlanner, travel_time_s
-from controller.tracking.sky import SkyTrack, separation_one_deg
+from controller.tracking.sky import SkyPoint, SkyTrack, separation_one_deg
 from firmware_bridge.clock import Clock
 from firmware_bridge.drivers.radio import RadioDriver, Vfo
 from firmware_bridge.drivers.rotator import Position, RotatorDriver, RotatorStalled
@@ -389,13 +389,16 @@ class AntennaTracker:
                 if command is not None:
                     await self._command(command.position)
                     self._last_aim_s = command.aim_s
+            # Doppler and telemetry due on the same wake-up share one interpolation.
+            point: SkyPoint | None = None
             if radio is not None:
                 if reached(t, due["doppler"]):
                     due["doppler"] = t + periods["doppler"]
                     check_dial = reached(t, due["dial"])
                     if check_dial:
                         due["dial"] = t + periods["dial"]
-                    await self._doppler(sky, t, radio, check_dial=check_dial)
+                    point = sky.point(t)
+                    await self._doppler(point, radio, check_dial=check_dial)
                 if reached(t, due["signal"]) and radio.budget is not None:
                     due["signal"] = t + periods["signal"]
                     await self._read_signal(radio)
@@ -404,7 +407,9 @@ class AntennaTracker:
                 await self._read_position()
             if reached(t, due["telemetry"]):
                 due["telemetry"] = t + periods["telemetry"]
-                self._emit_track_telemetry(norad_id, sky, plan, t, radio)
+                if point is None:
+                    point = sky.point(t)
+                self._emit_track_telemetry(norad_id, point, plan, t, radio)
             pending = [at for name, at in due.items() if _uses(name, radio)]
             wake = min([*pending, los_s, *events.values()])
             await self.clock.sleep(max(_TIME_SLACK_S, wake - track_time()))
@@ -505,9 +510,9 @@ class AntennaTracker:
             return None
         return _Radio(doppler, vfos, budget)
 
-    async def _doppler(self, sky: SkyTrack, t: float, radio: _Radio, *, check_dial: bool) -> None:
+    async def _doppler(self, point: SkyPoint, radio: _Radio, *, check_dial: bool) -> None:
         assert self.radio is not None
-        rr = sky.point(t).range_rate_km_s
+        rr = point.range_rate_km_s
         doppler = radio.doppler
         changed = False
         for channel in doppler.channels:
@@ -593,11 +598,10 @@ class AntennaTracker:
         )
 
     def _emit_track_telemetry(
-        self, norad_id: int, sky: SkyTrack, plan: PointingPlan, t: float, radio: _Radio | None
+        self, norad_id: int, point: SkyPoint, plan: PointingPlan, t: float, radio: _Radio | None
     ) -> None:
         if isinstance(self.sink, NullSink):
             return
-        point = sky.point(t)
         target = plan.target(t)
         actual = self._last_read
         error = (

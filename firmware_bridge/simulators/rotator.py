@@ -127,7 +127,11 @@ def _plan(t: float, p: float, v: float, target: float, vmax: float, amax: float)
 
     if abs(v) > _TINY:
         sign = 1.0 if v > 0 else -1.0
-        if sign * (target - p) < v * v / (2 * amax) - _TINY:
+        ahead = sign * (target - p)
+        # A target behind, however close, needs the brake: the slack below only keeps
+        # "stops exactly on the target" from braking early, and would let a target a hair
+        # behind skip the braking phase (a jump in speed).
+        if ahead < 0 or ahead < v * v / (2 * amax) - _TINY:
             # Moving away, or too fast to stop in time: brake to rest first.
             push(abs(v) / amax, -sign * amax)
             v = 0.0

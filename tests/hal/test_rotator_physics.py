@@ -180,3 +180,16 @@ async def test_model_is_a_function_of_clock_time() -> None:
     model.command(200.0, None)
     await clock.advance(100.0)
     assert model.position().az_deg == 100.0
+
+
+def test_target_a_hair_behind_brakes_without_a_speed_jump() -> None:
+    """Re-targeting just behind a barely moving axis keeps the speed continuous."""
+    motion = axis()
+    motion.command(0.0, 1.0)
+    t = 1e-5  # moving forward at 3e-5 deg/s, 1.5e-10 deg past the new target
+    before = motion.state(t)
+    motion.command(t, 0.0)
+    after = motion.state(t)
+    assert before[1] > 0
+    assert math.isclose(after[1], before[1], abs_tol=1e-9)
+    assert motion.position(t + 10.0) == 0.0

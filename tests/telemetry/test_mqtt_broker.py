@@ -499,3 +499,32 @@ async def test_embedded_broker_from_config_listens_where_the_config_says() -> No
         assert broker.ws_port not in (None, 0, port)
         async with MqttPublisher(fast_config(config.broker), "gs1", SystemClock()) as publisher:
             await _wait(publisher.wait_connected())
+
+
+async def test_isolated_embedded_broker_relays_from_a_child_process() -> None:
+    """isolated=True: the broker runs in its own process, relays telemetry, and exits on stop."""
+    async with EmbeddedBroker(port=0, ws_port=0, isolated=True) as broker:
+        pid = broker.pid
+        assert pid is not None
+        assert pid != os.getpid()
+        ws_port = broker.ws_port
+        assert ws_port not in (None, 0, broker.tcp_port)
+        async with (
+            Subscriber(broker.tcp_port, [PREFIX + "#"]) as sub,
+            MqttPublisher(fast_config(broker.url), "gs1", SystemClock()) as publisher,
+        ):
+            await _wait(publisher.wait_connected())
+            publisher.send(PassEvent(antenna="a1", norad_id=25544, event="aos"))
+            await sub.wait_for(lambda ms: PREFIX + "pass/event" in {m.topic for m in ms})
+    assert broker.pid is None
+    # The child has exited and was reaped: its pid names no process any more.
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_isolated_embedded_broker_reports_a_taken_port() -> None:
+    """A child broker that cannot bind fails start() with the reason, not a hang."""
+    async with EmbeddedBroker(port=0, ws_port=None) as first:
+        taken = first.tcp_port
+        with pytest.raises(EmbeddedBrokerError, match=f"could not listen on 127.0.0.1:{taken}"):
+            await _wait(EmbeddedBroker(port=taken, ws_port=None, isolated=True).start())
