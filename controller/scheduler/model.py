@@ -454,19 +454,12 @@ class Window:
 
     def for_antenna(self, antenna: int) -> Window:
         """The same window on an identical antenna (arrays shared, not copied)."""
-        return Window(
-            antenna,
-            self.sat,
-            self.first,
-            self.az_rot_deg,
-            self.el_rot_deg,
-            self.plan,
-            self.pass_aos,
-            self.pass_los,
-            self.max_el_deg,
-            self.min_steps,
-            self.kind,
-        )
+        # Tens of thousands of these per identical antenna: copying the instance dict
+        # is about twice as fast as running the dataclass __init__ (measured).
+        twin = object.__new__(Window)
+        twin.__dict__.update(self.__dict__)
+        twin.antenna = antenna
+        return twin
 
     def pointing(self, k: int) -> tuple[float, float]:
         """Rotator (az, el) at grid point ``k``."""
