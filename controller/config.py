@@ -12,10 +12,12 @@ Environment overrides: ``GROUNDLINK__<TABLE>__<KEY>=value`` sets one key after t
 read, ``__`` separating the levels and a number indexing an array of tables, e.g.
 ``GROUNDLINK__MQTT__BROKER=mqtts://broker.example.org:8883``,
 ``GROUNDLINK__MQTT__USERNAME=gs1``, ``GROUNDLINK__DAEMON__METRICS__ENABLED=true`` or
-``GROUNDLINK__ANTENNAS__0__ROTATOR__URL=serial:///dev/ttyUSB1?baud=9600``. A value starting
-with ``[`` or ``{`` is read as a TOML array or inline table; any other value is a string that
-the schema converts (``9108`` to an int, ``true`` to a bool). Problems with an overridden key
-name the variable.
+``GROUNDLINK__ANTENNAS__0__ROTATOR__URL=serial:///dev/ttyUSB1?baud=9600``. For a key that is
+an array or table in the schema the value is read as a TOML array or inline table; for any
+other key it is a string that the schema converts (``9108`` to an int, ``true`` to a bool),
+even when it starts with ``[`` or ``{``. Problems with an overridden key name the variable;
+the value is shown unless the key's name contains password, secret, token or key (paths
+such as ``key_file`` are shown).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -145,6 +148,7 @@ class CatalogConfig(_Model):
         for url in value:
             try:
                 parts = urlsplit(url)
+                parts.port  # noqa: B018 -- reading it validates the port number
             except ValueError as exc:
                 raise ValueError(f"{url!r} is not a valid URL: {exc}") from exc
             scheme = parts.scheme.lower()
@@ -373,7 +377,7 @@ def _describe(errors: ValidationError, origins: Mapping[str, str] | None = None)
     for err in errors.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         value = err.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        shown = "" if isinstance(value, dict) else f" = {_shown(key, value)}"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against the example configs)"
@@ -395,13 +399,93 @@ def _origins_of(key: str, origins: Mapping[str, str]) -> str:
     return f" (set by ${', $'.join(names)})" if names else ""
 
 
-def _env_value(raw: str) -> Any:
-    if raw.lstrip().startswith(("[", "{")):
-        try:
-            return tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"not a TOML array or inline table: {exc}") from exc
-    return raw
+_SENSITIVE_WORDS = ("password", "secret", "token", "key")
+_REDACTED = "<redacted>"
+
+
+def _sensitive(key: str) -> bool:
+    """True when the last level of a dotted key (or a variable name) may name a secret."""
+    last = key.lower().replace("__", ".").rsplit(".", 1)[-1]
+    if last.endswith(("_file", "_path", "_dir")):
+        # A path to a secret (password_file, key_file) is not itself secret, and the
+        # operator needs to see which path was wrong.
+        return False
+    return any(word in last for word in _SENSITIVE_WORDS)
+
+
+def _shown(key: str, value: object) -> str:
+    """``repr(value)`` for an error message, or a placeholder when the key may be a secret."""
+    return _REDACTED if _sensitive(key) else repr(value)
+
+
+_Kind = Literal["table", "scalar", "unknown"]
+
+
+def _kind_of(annotation: Any) -> _Kind:
+    """Whether a schema type is an array/table, a plain value, or both/neither."""
+    if get_origin(annotation) is Annotated:
+        return _kind_of(get_args(annotation)[0])
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        kinds = {_kind_of(a) for a in get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else "unknown"
+    if origin in (list, tuple, dict, set, frozenset) or annotation in (list, tuple, dict):
+        return "table"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "table"
+    if annotation is Any:
+        return "unknown"
+    return "scalar"
+
+
+def _child_types(annotation: Any, part: str) -> list[Any]:
+    """The schema types one level below ``annotation`` at key/index ``part`` (may be empty)."""
+    if get_origin(annotation) is Annotated:
+        return _child_types(get_args(annotation)[0], part)
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin in (Union, UnionType):
+        return [t for a in args if a is not type(None) for t in _child_types(a, part)]
+    if origin is list and args and part.isdigit():
+        return [args[0]]
+    if origin is tuple and args and part.isdigit():
+        index = int(part)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return [args[0]]
+        return [args[index]] if index < len(args) else []
+    if origin is dict and len(args) == 2:
+        return [args[1]]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(part)
+        return [field.annotation] if field is not None else []
+    return []
+
+
+def _target_kind(parts: list[str]) -> _Kind:
+    """What the schema expects at the dotted key ``parts`` ("unknown": not in the schema)."""
+    types: list[Any] = [GroundlinkConfig]
+    for part in parts:
+        types = [t for a in types for t in _child_types(a, part)]
+        if not types:
+            return "unknown"
+    kinds = {_kind_of(t) for t in types}
+    return kinds.pop() if len(kinds) == 1 else "unknown"
+
+
+def _env_value(raw: str, kind: _Kind) -> Any:
+    """The value of an override: TOML for an array/table key, the string for a plain value.
+
+    A key the schema does not know (or that may be either) is read as TOML when it looks like
+    an array or table and parses, else kept as the string for the schema to judge.
+    """
+    if kind == "scalar" or not raw.lstrip().startswith(("[", "{")):
+        return raw
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if kind == "unknown":
+            return raw
+        raise ValueError(f"not a TOML array or inline table: {exc}") from exc
 
 
 def apply_env_overrides(
@@ -426,9 +510,9 @@ def apply_env_overrides(
             )
             continue
         try:
-            value = _env_value(env[name])
+            value = _env_value(env[name], _target_kind(parts))
         except ValueError as exc:
-            problems.append(f"${name} = {env[name]!r}: {exc}")
+            problems.append(f"${name} = {_shown(name, env[name])}: {exc}")
             continue
         node: Any = out
         for depth, part in enumerate(parts):

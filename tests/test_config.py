@@ -232,6 +232,11 @@ def test_tracking_under_daemon_is_refused(tmp_path: Path) -> None:
             "satellites[0].downlink_hz = 435000000.0 differs from tracking.satellites",
         ),
         ('[catalog]\nurls = ["ftp://example.org/x.tle"]\n', "use http://, https://, file://"),
+        (
+            '[catalog]\nurls = ["http://127.0.0.1:notaport/a.tle"]\n',
+            "catalog.urls = ['http://127.0.0.1:notaport/a.tle']: 'http://127.0.0.1:notaport/a.tle'"
+            " is not a valid URL: Port could not be cast to integer value as 'notaport'",
+        ),
     ],
 )
 def test_daemon_and_tracking_errors_name_key_value_and_rule(
@@ -297,6 +302,61 @@ def test_bad_environment_overrides_name_the_variable(
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, GOOD + ANTENNA), env=env)
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["{gs1", "[ops]", '["a", "b"]', "{ a = 1 }"])
+def test_string_overrides_starting_with_a_bracket_stay_strings(tmp_path: Path, value: str) -> None:
+    """A key the schema types as a string takes the value as it is, brackets and all."""
+    cfg = load_config(_write(tmp_path, GOOD), env={"GROUNDLINK__MQTT__USERNAME": value})
+    assert cfg.mqtt.username == value
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"GROUNDLINK__MQTT__PASSWORD": "{s3cret"},
+            "mqtt.password = <redacted> (set by $GROUNDLINK__MQTT__PASSWORD): unknown key",
+        ),
+        (
+            {"GROUNDLINK__MQTT__PASSWORD": "s3cret"},
+            "mqtt.password = <redacted> (set by $GROUNDLINK__MQTT__PASSWORD): unknown key",
+        ),
+        (
+            {"GROUNDLINK__DAEMON__METRICS__API_TOKEN": "[s3cret"},
+            "daemon.metrics.api_token = <redacted> (set by $GROUNDLINK__DAEMON__METRICS__",
+        ),
+        (
+            {"GROUNDLINK__STATION__SITE__SECRET_KEY": "[[s3cret"},
+            "station.site.secret_key = <redacted>",
+        ),
+    ],
+)
+def test_override_errors_never_echo_a_secret(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    """A bad override of a password/secret/token/key names the variable, not the value."""
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, GOOD), env=env)
+    assert expected in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+def test_secret_keys_in_the_file_are_redacted_too(tmp_path: Path) -> None:
+    """A bad key named like a secret in the file itself: reported without its value."""
+    path = _write(tmp_path, GOOD + '[mqtt]\napi_token = "s3cret"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "mqtt.api_token = <redacted>: unknown key" in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+def test_paths_to_secrets_are_shown(tmp_path: Path) -> None:
+    """A key naming a path to a secret (``..._key_file``) is not redacted: the path is no secret."""
+    path = _write(tmp_path, GOOD + '[mqtt]\nclient_key_file = "/etc/gs1.key"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "mqtt.client_key_file = '/etc/gs1.key': unknown key" in str(info.value)
 
 
 def test_tracking_config_does_not_import_the_station_config() -> None:

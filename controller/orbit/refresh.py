@@ -2,7 +2,9 @@
 
 Each source (``https://``/``http://`` URL, ``file://`` URL or plain path) is fetched with a
 whole-fetch deadline and a size limit, over HTTP with a conditional GET (``If-None-Match`` /
-``If-Modified-Since`` from the last good response). What arrives is validated as a catalog
+``If-Modified-Since`` from the last good response). Redirects are followed only to
+``http(s)://`` and never from ``https`` down to ``http``; a body shorter than its
+Content-Length is refused. What arrives is validated as a catalog
 (:meth:`controller.orbit.catalog.Catalog.from_text`): content without a single usable element
 set (an error page, a truncated or garbage file) is refused. Only validated content replaces
 the cached copy, atomically (temporary file, fsync, rename), so the last good copy is always
@@ -24,18 +26,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import http.client
 import json
+import logging
 import os
 import re
+import socket
+import ssl
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from controller import __version__
 from controller.config import CatalogConfig
@@ -60,6 +64,10 @@ _SUFFIX: dict[CatalogFormat, str] = {"tle": ".tle", "omm-json": ".json", "omm-cs
 _CHUNK_BYTES = 64 * 1024
 _SECONDS_PER_HOUR = 3600.0
 _SECONDS_PER_DAY = 86400.0
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+
+_log = logging.getLogger(__name__)
 
 
 def default_cache_dir(env: Mapping[str, str]) -> Path:
@@ -182,6 +190,24 @@ class _Body:
     last_modified: str | None = None
 
 
+def _redirect_target(url: str, current: str, response: http.client.HTTPResponse) -> str:
+    """Where a 3xx points; only http(s) targets, and never from https down to http."""
+    location = response.getheader("Location")
+    if not location:
+        raise _FetchError(f"{url}: HTTP {response.status} redirect from {current} has no Location")
+    target = urljoin(current, location.strip())
+    from_scheme = urlsplit(current).scheme.lower()
+    to_parts = urlsplit(target)
+    to_scheme = to_parts.scheme.lower()
+    if to_scheme not in ("http", "https") or not to_parts.hostname:
+        why = "only http:// and https:// redirects are followed"
+    elif from_scheme == "https" and to_scheme != "https":
+        why = "a redirect from https to http is refused"
+    else:
+        return target
+    raise _FetchError(f"{url}: redirect from {current} to {target} refused: {why}")
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -237,6 +263,16 @@ class TleRefresher:
             return SourceStatus(url=url)
         name = meta.get("file") if isinstance(meta, dict) else None
         if not isinstance(name, str) or meta.get("url") != url:
+            return SourceStatus(url=url)
+        # The sidecar is data on disk: its file name must stay this source's copy in cache_dir.
+        if name != Path(name).name or not name.startswith(source_slug(url)):
+            _log.warning(
+                "%s: ignoring %s: its file %r is not a copy of this source in %s",
+                url,
+                self._meta_path(url),
+                name,
+                self.cache_dir,
+            )
             return SourceStatus(url=url)
         path = self.cache_dir / name
         if not path.is_file():
@@ -324,9 +360,9 @@ class TleRefresher:
         return data
 
     def _download_http(self, status: SourceStatus) -> _Body:
+        """GET the URL (following safe redirects) within ``fetch_timeout_s`` on ``io_clock``."""
         url = status.url
         timeout_s = self.config.fetch_timeout_s
-        limit = self.config.max_bytes
         deadline = self.io_clock.monotonic() + timeout_s
         headers = {"User-Agent": f"groundlink/{__version__}", "Accept-Encoding": "identity"}
         if status.cache_path is not None and status.cache_path.is_file():
@@ -335,46 +371,109 @@ class TleRefresher:
                 headers["If-None-Match"] = status.etag
             if status.last_modified:
                 headers["If-Modified-Since"] = status.last_modified
-        request = urllib.request.Request(url, headers=headers, method="GET")
+        conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
+        current = url
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                length = response.headers.get("Content-Length")
-                if length is not None and length.isdigit() and int(length) > limit:
-                    raise _FetchError(
-                        f"{url}: Content-Length {length} is larger than catalog.max_bytes = {limit}"
+            for _ in range(_MAX_REDIRECTS + 1):
+                conn, sock, response = self._request(url, current, headers, deadline)
+                try:
+                    code = response.status
+                    if code in _REDIRECT_STATUSES:
+                        current = _redirect_target(url, current, response)
+                        continue
+                    if code == 304 and conditional:
+                        return _Body(None)
+                    if not 200 <= code < 300:
+                        raise _FetchError(f"{url}: HTTP {code} {response.reason}")
+                    return _Body(
+                        self._read_body(url, sock, response, deadline),
+                        etag=response.getheader("ETag"),
+                        last_modified=response.getheader("Last-Modified"),
                     )
-                chunks: list[bytes] = []
-                size = 0
-                while True:
-                    if self.io_clock.monotonic() > deadline:
-                        raise _FetchError(f"{url}: timed out after {timeout_s:g} s")
-                    chunk = response.read(_CHUNK_BYTES)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if size > limit:
-                        raise _FetchError(f"{url}: body larger than catalog.max_bytes = {limit}")
-                    chunks.append(chunk)
-                return _Body(
-                    b"".join(chunks),
-                    etag=response.headers.get("ETag"),
-                    last_modified=response.headers.get("Last-Modified"),
-                )
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
-            if exc.code == 304 and conditional:
-                return _Body(None)
-            raise _FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, TimeoutError):
-                raise _FetchError(f"{url}: timed out after {timeout_s:g} s") from exc
-            raise _FetchError(f"{url}: cannot fetch: {reason}") from exc
+                finally:
+                    response.close()
+                    conn.close()
+            raise _FetchError(f"{url}: more than {_MAX_REDIRECTS} redirects (last to {current})")
         except TimeoutError as exc:
             raise _FetchError(f"{url}: timed out after {timeout_s:g} s") from exc
-        except (OSError, ValueError) as exc:  # connection reset, bad status line, ...
+        except http.client.HTTPException as exc:  # bad status line, cut chunk, long header
+            detail = str(exc).strip()[:200]  # may be the server's raw line: quoted, bounded
+            raise _FetchError(
+                f"{url}: cannot fetch: invalid HTTP response ({type(exc).__name__}: {detail!r})"
+            ) from exc
+        except OSError as exc:  # refused, reset, unknown host, TLS
+            raise _FetchError(f"{url}: cannot fetch: {exc.strerror or exc}") from exc
+        except ValueError as exc:  # a bad port in a redirect target, ...
             raise _FetchError(f"{url}: cannot fetch: {exc}") from exc
+
+    def _remaining_s(self, url: str, deadline: float) -> float:
+        """Seconds left before the whole-fetch deadline; a _FetchError once it has passed."""
+        remaining_s = deadline - self.io_clock.monotonic()
+        if remaining_s <= 0.0:
+            raise _FetchError(f"{url}: timed out after {self.config.fetch_timeout_s:g} s")
+        return remaining_s
+
+    def _request(
+        self, url: str, current: str, headers: Mapping[str, str], deadline: float
+    ) -> tuple[http.client.HTTPConnection, socket.socket, http.client.HTTPResponse]:
+        """Connect, send the GET and read the status and headers, each within the deadline."""
+        parts = urlsplit(current)
+        host = parts.hostname or ""
+        port = parts.port
+        conn: http.client.HTTPConnection
+        if parts.scheme.lower() == "https":
+            conn = http.client.HTTPSConnection(
+                host,
+                port,
+                timeout=self._remaining_s(url, deadline),
+                context=ssl.create_default_context(),
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self._remaining_s(url, deadline))
+        try:
+            conn.connect()
+            # Kept here: getresponse() drops conn.sock when the server will close, while the
+            # response still reads from this socket; its timeout bounds every later read.
+            sock = conn.sock
+            target = parts.path or "/"
+            if parts.query:
+                target = f"{target}?{parts.query}"
+            sock.settimeout(self._remaining_s(url, deadline))
+            conn.request("GET", target, headers=dict(headers))
+            sock.settimeout(self._remaining_s(url, deadline))
+            return conn, sock, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+
+    def _read_body(
+        self, url: str, sock: socket.socket, response: http.client.HTTPResponse, deadline: float
+    ) -> bytes:
+        """The whole body: each read waits at most until the deadline; a cut body is refused."""
+        limit = self.config.max_bytes
+        expected = response.length  # Content-Length (None: chunked or until close)
+        if expected is not None and expected > limit:
+            raise _FetchError(
+                f"{url}: Content-Length {expected} is larger than catalog.max_bytes = {limit}"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            # read1 returns what one recv gives, so a server dripping bytes cannot stretch
+            # the fetch past the deadline: the socket timeout is what is left of it.
+            sock.settimeout(self._remaining_s(url, deadline))
+            chunk = response.read1(_CHUNK_BYTES)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise _FetchError(f"{url}: body larger than catalog.max_bytes = {limit}")
+            chunks.append(chunk)
+        if expected is not None and size < expected:
+            # http.client reports a short body as a clean end; a cut at a record boundary
+            # would pass catalog validation and silently drop the rest of the catalog.
+            raise _FetchError(f"{url}: body ended after {size} of {expected} bytes")
+        return b"".join(chunks)
 
     def _accept(
         self, status: SourceStatus, body: _Body, now: datetime
