@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -127,9 +128,10 @@ from firmware_bridge.drivers.rotator import (
     get_rotator_driver,
 )
 from firmware_bridge.errors import BridgeError, LimitError
+from firmware_bridge.link import LinkState as DeviceLinkState
 from firmware_bridge.simulators import create_simulator
 from firmware_bridge.simulators.rotator import RotatorTwin
-from firmware_bridge.transports import LoopRegistry
+from firmware_bridge.transports import LoopRegistry, parse_serial_url, parse_tcp_url
 
 __all__ = [
     "EXIT_CONFIG",
@@ -159,8 +161,17 @@ _log = structlog.get_logger("controller.daemon")
 _PLAN_AHEAD_EXTRA_S: Final = 30.0
 """The tracker plans this long plus the longest slew plus its margin before a track."""
 _STOW_POLL_S: Final = 1.0
+_WALL_STEP_S: Final = 1.0
+"""A wall-clock step at least this large (between two health reports) is an alarm."""
+_WALL_STEP_HOLD_S: Final = 600.0
+"""The clock-jump alarm stays this long after the last step."""
+_FAULT_POLL_S: Final = 0.25
+"""How often a track in progress checks its devices (a faulted link is an alarm at once)."""
 _DRAIN_REAL_S: Final = 5.0
-_EMITTER_SPAN: Final = timedelta(days=400)
+_EMITTER_SPAN: Final = timedelta(hours=12)
+"""How far ahead the simulated skies are put on the air. The link model samples an emitter's
+whole span at 1 s on first use: 400 days of it took 24 GB (found by bench/soak.py). The
+skies are rebuilt before the span runs out (see :meth:`Daemon._replan`)."""
 _HISTORY: Final = timedelta(hours=6)
 """Finished tracks are kept this long in the job lists (the schedule shows what is ahead)."""
 
@@ -459,6 +470,53 @@ class _SimulatedSky:
 # --------------------------------------------------------------------------- antennas
 
 
+def _url_problem(url: str, where: str) -> str | None:
+    """Why a real device's URL cannot work (None: it can), checked before anything opens."""
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    try:
+        if scheme == "serial":
+            parse_serial_url(url)
+        elif scheme == "tcp":
+            parse_tcp_url(url)
+        else:
+            shown = f"scheme {scheme!r}" if scheme else "no scheme"
+            return (
+                f"{where}.url = {url!r}: {shown} is not a device URL; use serial:///dev/... "
+                "(e.g. serial:///dev/serial/by-id/...?baud=9600) or tcp://host:port"
+            )
+    except ValueError as exc:
+        return f"{where}.url = {url!r}: {exc}"
+    return None
+
+
+def config_device_problems(config: GroundlinkConfig) -> list[str]:
+    """Every reason the devices of ``config`` cannot be driven (drivers, limits, URLs)."""
+    problems: list[str] = []
+    for index, acfg in enumerate(config.antennas):
+        where = f"antennas[{index}].rotator"
+        try:
+            rotator_capabilities(acfg.rotator, where)
+        except DaemonError as exc:
+            problems.append(exc.message)
+        if not acfg.rotator.simulated:
+            if not acfg.rotator.url:
+                problems.append(f"{where}.url is empty and simulated is false: give the URL")
+            elif (why := _url_problem(acfg.rotator.url, where)) is not None:
+                problems.append(why)
+    for index, rcfg in enumerate(config.radios):
+        where = f"radios[{index}]"
+        try:
+            get_radio_driver(rcfg.driver)
+        except (KeyError, ValueError, TypeError) as exc:
+            problems.append(f"{where}.driver = {rcfg.driver!r}: {exc}")
+        if not rcfg.simulated:
+            if not rcfg.url:
+                problems.append(f"{where}.url is empty and simulated is false: give the URL")
+            elif (why := _url_problem(rcfg.url, where)) is not None:
+                problems.append(why)
+    return problems
+
+
 def rotator_capabilities(rot: RotatorConfig, where: str) -> RotatorCapabilities:
     """The config's limits, rates and park on top of the driver's (resolution, readback)."""
     try:
@@ -497,6 +555,8 @@ class _Antenna:
     done: set[tuple[int, datetime]] = field(default_factory=set)
     hold: str | None = None  # "stowed" / "manual": scheduled tracks are skipped
     manual_job: TrackJob | None = None
+    rejoin_job: TrackJob | None = None
+    """A track cut short by a lost rotator link: resumed once the link is back, until LOS."""
     current: TrackJob | None = None
     track_task: asyncio.Task[TrackReport] | None = None
     abort_reason: str | None = None
@@ -572,6 +632,9 @@ class Daemon:
         self._clock_note = "not checked"
         self._transmit_allowed = True
         self._finished = asyncio.Event()
+        self._wall_offset_s: float | None = None
+        self._wall_step_at: float | None = None
+        self._skies_until: datetime | None = None
 
     # -- public control ---------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -597,6 +660,10 @@ class Daemon:
     async def run(self) -> int:
         """Run until :meth:`request_stop`; DaemonError if it cannot start."""
         try:
+            problems = config_device_problems(self.config)
+            if problems:
+                # Before any lock, device or broker connection: 78 with every reason.
+                raise DaemonError("; ".join(problems), EXIT_CONFIG)
             self._locks.acquire(device_lock_keys(self.config))
             try:
                 return await self._run()
@@ -840,6 +907,9 @@ class Daemon:
         tracking = self._tracking_config()
         station = self.config.station.station()
         now = self.clock.now()
+        # Long enough to reach past the next periodic re-plan, which renews it.
+        span = max(_EMITTER_SPAN, 2 * timedelta(seconds=self.settings.replan_period_s))
+        self._skies_until = now + span
         for ant in self.antennas.values():
             if ant.sky is None or ant.twin is None:
                 continue
@@ -863,7 +933,7 @@ class Daemon:
                         transmit_hz=sat.downlink_hz + sat.downlink_offset_hz,
                         budget=budget,
                         start=now - timedelta(hours=1),
-                        end=now + _EMITTER_SPAN,
+                        end=now + span,
                     )
                 )
             ant.sky.model = LinkSignalModel(self.predictor, station, direction, emitters)
@@ -981,6 +1051,9 @@ class Daemon:
             lead = max(lead, worst + margin + _PLAN_AHEAD_EXTRA_S)
         return lead
 
+    def _catalog_ids(self) -> set[int]:
+        return {e.norad_id for e in self.catalog.entries} if self.catalog else set()
+
     def _satellite_configs(self) -> list[SatelliteConfig]:
         configured = {s.norad_id: s for s in self.config.satellites}
         for norad_id, weight in self._priorities.items():
@@ -1004,7 +1077,9 @@ class Daemon:
         antennas = antennas_from_config(cfg.station.id, cfg.antennas, source=source)
         satellites = satellites_from_config(
             self.catalog.entries,
-            self._satellite_configs(),
+            # A configured satellite whose elements were dropped (bad checksum, decayed) is
+            # reported by _replan; it must not stop the plan of all the others.
+            [s for s in self._satellite_configs() if s.norad_id in self._catalog_ids()],
             default_weight=sched_cfg.default_weight,
             source=source,
         )
@@ -1057,6 +1132,21 @@ class Daemon:
             self.alarms.raise_("plan-failed", "critical", f"planning failed: {exc}", "planner")
             return
         self.alarms.clear("plan-failed")
+        ahead = timedelta(seconds=self.settings.replan_period_s) + timedelta(hours=1)
+        if self._skies_until is not None and self.clock.now() + ahead >= self._skies_until:
+            self._update_skies()  # before the simulated skies run out (periodic re-plans)
+        missing = sorted(s.norad_id for s in self.config.satellites) if self.catalog else []
+        missing = [n for n in missing if n not in self._catalog_ids()]
+        if missing:
+            self.alarms.raise_(
+                "satellites-missing",
+                "warning",
+                f"configured satellites not in the catalog, not scheduled: NORAD {missing}; "
+                "check their element sets (see catalog-errors)",
+                "planner",
+            )
+        else:
+            self.alarms.clear("satellites-missing")
         self.schedule = schedule
         self.plans += 1
         forget = self.clock.now() - _HISTORY
@@ -1163,6 +1253,9 @@ class Daemon:
                 raise CommandRejected("this daemon was not started from a config file")
             try:
                 new = load_config(self.config_path)
+                problems = config_device_problems(new)
+                if problems:
+                    raise ConfigError(str(self.config_path), problems)
             except ConfigError as exc:
                 shown = "; ".join(exc.problems[:3])
                 more = f" (+{len(exc.problems) - 3} more)" if len(exc.problems) > 3 else ""
@@ -1212,14 +1305,37 @@ class Daemon:
             except Exception as exc:
                 _log.exception("antenna task failed", antenna=ant.id)
                 self._antenna_fault(ant, f"{type(exc).__name__}: {exc}")
-                with contextlib.suppress(BridgeError):
+                try:
                     await ant.rotator.stop()
+                except Exception as stop_exc:  # the recovery must never end the supervisor
+                    _log.warning(
+                        "stop after the failure failed", antenna=ant.id, error=str(stop_exc)
+                    )
                 await self.clock.sleep(delay)
                 delay = min(delay * 2, self.settings.reconnect_max_s)
+
+    @staticmethod
+    def _link_lost(ant: _Antenna) -> bool:
+        """True while the rotator's link (not the device) is down and reconnecting."""
+        link = ant.rotator.link
+        return link is not None and link.state is DeviceLinkState.FAULTED
+
+    @staticmethod
+    def _why(ant: _Antenna) -> str:
+        health = ant.rotator.health()
+        if health.device_fault:
+            return health.device_fault
+        if health.link is not None and health.link.last_error:
+            return health.link.last_error
+        return str(health.state)
 
     def _next_job(self, ant: _Antenna) -> TrackJob | None:
         if ant.manual_job is not None:
             return ant.manual_job
+        if ant.rejoin_job is not None:
+            if ant.rejoin_job.los > self.clock.now() and ant.hold is None and not self.paused:
+                return ant.rejoin_job
+            ant.rejoin_job = None
         for job in ant.jobs:
             if _job_key(job) not in ant.done:
                 return job
@@ -1236,8 +1352,14 @@ class Daemon:
                 await self._idle(ant, None)
                 continue
             manual = job is ant.manual_job
+            faulted = ant.rotator.state is DriverState.FAULTED
             if job.los <= now:
-                self._skip(ant, job, "missed: its end passed before the antenna was free")
+                why = (
+                    f"rotator {ant.rotator.name} not answering"
+                    if faulted
+                    else "missed: its end passed before the antenna was free"
+                )
+                self._skip(ant, job, why)
                 continue
             if job.aos - lead > now:
                 await self._idle(ant, job.aos - lead)
@@ -1246,10 +1368,20 @@ class Daemon:
                 why = "scheduling paused by the operator" if self.paused else f"antenna {ant.hold}"
                 self._skip(ant, job, why)
                 continue
-            if ant.rotator.state is DriverState.FAULTED:
-                self._antenna_fault(ant, "rotator not answering; reconnecting")
-                self._skip(ant, job, f"rotator {ant.rotator.name} not answering")
+            if faulted:
+                self._antenna_fault(ant, f"rotator not answering; reconnecting: {self._why(ant)}")
+                if self._link_lost(ant):
+                    # The link reconnects on its own: take the pass up when it is back (or
+                    # report it aborted once its end has passed).
+                    await self._race(ant.wake.wait(), self.clock.sleep(_FAULT_POLL_S))
+                else:
+                    self._skip(ant, job, f"rotator {ant.rotator.name} faulted: {self._why(ant)}")
                 continue
+            if job is ant.rejoin_job:
+                ant.rejoin_job = None
+                _log.info(
+                    "rejoining the track under way", antenna=ant.id, norad_id=job.pass_.norad_id
+                )
             await self._run_track(ant, tracker, job)
             if manual:
                 ant.manual_job = None
@@ -1346,6 +1478,7 @@ class Daemon:
         ):
             task = asyncio.get_running_loop().create_task(tracker.track(job), name=track_id)
         ant.track_task = task
+        watch = asyncio.ensure_future(self._watch_devices(ant))
         try:
             await asyncio.wait({task})
         except asyncio.CancelledError:
@@ -1354,7 +1487,15 @@ class Daemon:
             await asyncio.gather(task, return_exceptions=True)
             self._finish_track(ant, job, None, ant.abort_reason or self._stop_reason)
             raise
-        report = None if task.cancelled() else task.result()
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+        try:
+            report = None if task.cancelled() else task.result()
+        except Exception as exc:
+            # A bug, not a device fault: report the track, then let the supervisor restart.
+            self._finish_track(ant, job, None, f"crashed: {type(exc).__name__}: {exc}")
+            raise
         reason = None
         if report is None:
             reason = ant.abort_reason or "cancelled"
@@ -1376,7 +1517,32 @@ class Daemon:
             if report is not None and report.aborted is not None:
                 # The tracker hit a device fault and went to its safe position.
                 self._antenna_fault(ant, f"track aborted: {reason}")
+                if self._link_lost(ant) and job.los > self.clock.now():
+                    ant.rejoin_job = job
         self._publish_current()
+
+    async def _watch_devices(self, ant: _Antenna) -> None:
+        """While a track runs: a rotator that faults is an alarm at once (the tracker ends
+        the track on its next read-back; the alarm must not wait for that). A radio that
+        faults is an alarm too (the track goes on without Doppler), cleared once it is back."""
+        while True:
+            await self.clock.sleep(_FAULT_POLL_S)
+            if ant.rotator.state is DriverState.FAULTED and ant.health != "fault":
+                self._antenna_fault(ant, f"rotator {ant.rotator.name} faulted: {self._why(ant)}")
+            if ant.radio is not None and ant.radio_id is not None:
+                alarm_id = f"radio-{ant.radio_id}"
+                if ant.radio.state is DriverState.FAULTED:
+                    health = ant.radio.health()
+                    why = health.device_fault or (health.link.last_error if health.link else "")
+                    self.alarms.raise_(
+                        alarm_id,
+                        "warning",
+                        f"radio {ant.radio_id} not answering, tracking without Doppler; "
+                        f"reconnecting: {why}",
+                        ant.radio_id,
+                    )
+                elif ant.radio.state in (DriverState.OK, DriverState.DEGRADED):
+                    self.alarms.clear(alarm_id)
 
     async def _abort(self, ant: _Antenna, reason: str) -> bool:
         task = ant.track_task
@@ -1515,6 +1681,7 @@ class Daemon:
                 if check_clock and self.clock.monotonic() >= next_clock_check:
                     next_clock_check = self.clock.monotonic() + self.settings.clock.check_period_s
                     await self._check_clock()
+                self._check_wall_step()
                 components = self._components()
                 self._send(Health(components=components))
                 if self.state in ("ready", "degraded"):
@@ -1528,6 +1695,28 @@ class Daemon:
             except Exception:  # health reporting must never end the daemon
                 _log.exception("health report failed")
             await self.clock.sleep(period)
+
+    def _check_wall_step(self) -> None:
+        """A step of the wall clock against the monotonic one (NTP, an operator's ``date``)
+        is an alarm and a re-plan: passes are wall-clock events, timeouts are not."""
+        mono = self.clock.monotonic()
+        offset_s = self.clock.now().timestamp() - mono
+        last, self._wall_offset_s = self._wall_offset_s, offset_s
+        if last is None:
+            return
+        step_s = offset_s - last
+        if abs(step_s) >= _WALL_STEP_S:
+            self._wall_step_at = mono
+            message = (
+                f"wall clock stepped by {step_s:+.1f} s (now {self.clock.now().isoformat()}); "
+                "schedule recomputed"
+            )
+            self.alarms.raise_("clock-jump", "warning", message, "clock")
+            self._event("clock_jump", message, "warning", step_s=round(step_s, 3))
+            self._replan_requested.set()
+        elif self._wall_step_at is not None and mono - self._wall_step_at > _WALL_STEP_HOLD_S:
+            self._wall_step_at = None
+            self.alarms.clear("clock-jump")
 
     async def _check_clock(self) -> None:
         offset, note = await read_clock_offset_s()

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Final
 
 from firmware_bridge.clock import Clock
 from firmware_bridge.drivers.base import Driver, DriverHealth, get_driver
-from firmware_bridge.errors import DeviceStalled, LimitError, LocalProtocolError
+from firmware_bridge.errors import DeviceFault, DeviceStalled, LimitError, LocalProtocolError
 from firmware_bridge.link import LinkPolicy
 from firmware_bridge.protocols.base import Axis
 from firmware_bridge.transports import LoopRegistry
@@ -52,6 +52,7 @@ __all__ = [
     "RotatorCapabilities",
     "RotatorDriver",
     "RotatorHealth",
+    "RotatorOutOfLimits",
     "RotatorStalled",
     "create_rotator",
     "get_rotator_driver",
@@ -192,6 +193,17 @@ class RotatorStalled(DeviceStalled):
         self.position = position
 
 
+class RotatorOutOfLimits(DeviceFault):
+    """The controller reported a position outside the rotator's limits (a sensor or wiring
+    fault, or a rotator driven past its stops): the reading is not believed, and no target is
+    sent until a reading inside the limits comes back; ``position`` is the reading."""
+
+    def __init__(self, message: str, position: Position | None) -> None:
+        """Keep the reading that showed it (None when a command was refused)."""
+        super().__init__(message)
+        self.position = position
+
+
 @dataclass(slots=True)
 class _AxisWatch:
     """Stall watch of one axis (rotator frame)."""
@@ -273,11 +285,13 @@ class RotatorDriver(Driver, ABC):
         self._watch = {Axis.AZ: _AxisWatch(), Axis.EL: _AxisWatch()}
         self._target: Position | None = None
         self._last_position: Position | None = None
+        self._limits_fault: str | None = None
 
     async def open(self) -> None:
         """Connect; a reopened driver starts without target or stall history."""
         self._watch = {Axis.AZ: _AxisWatch(), Axis.EL: _AxisWatch()}
         self._target = None
+        self._limits_fault = None
         await super().open()
 
     # -- frames --------------------------------------------------------------------
@@ -379,12 +393,15 @@ class RotatorDriver(Driver, ABC):
         el = wire_el if wire_el is not None else self._caps.el_min_deg
         position = Position(az, el)
         self._last_position = position
+        self._check_limits(position)
         self._check_motion(position)
         return position
 
     async def set_position(self, az_deg: float, el_deg: float) -> None:
-        """Command a target; LimitError (before any byte is sent) if it is out of range."""
+        """Command a target; LimitError (before any byte is sent) if it is out of range;
+        RotatorOutOfLimits while the last reading was outside the limits."""
         target = self.validate(az_deg, el_deg)
+        self._refuse_if_out_of_limits(target)
         wire_az = self._to_wire_az(target.az_deg)
         self._log.debug(
             "set_position", az_deg=target.az_deg, el_deg=target.el_deg, wire_az_deg=wire_az
@@ -401,11 +418,14 @@ class RotatorDriver(Driver, ABC):
             watch.target = None
             watch.ref_deg = None
             watch.stalled = False
-        self._set_device_fault(None)
+        # A stop ends a stall; a position outside the limits stays a fault until a reading
+        # inside them comes back.
+        self._set_device_fault(self._limits_fault)
 
     async def park(self) -> None:
         """Go to ``capabilities.park``."""
         park = self.validate(self._caps.park_az_deg, self._caps.park_el_deg)
+        self._refuse_if_out_of_limits(park)
         self._log.info("park", az_deg=park.az_deg, el_deg=park.el_deg)
         await self._raw_park()
         self._commanded(park)
@@ -425,6 +445,43 @@ class RotatorDriver(Driver, ABC):
             last_position=self._last_position,
             stalled_axes=tuple(axis for axis, watch in self._watch.items() if watch.stalled),
         )
+
+    # -- limits of the readings ----------------------------------------------------
+    def _check_limits(self, position: Position) -> None:
+        caps = self._caps
+        # A reading may sit one resolution step past a limit the axis is parked on.
+        az_slack = caps.az_resolution_deg + _EPS_DEG
+        el_slack = caps.el_resolution_deg + _EPS_DEG
+        outside = []
+        if not caps.az_min_deg - az_slack <= position.az_deg <= caps.az_max_deg + az_slack:
+            outside.append(
+                f"az {position.az_deg:g} deg (limits {caps.az_min_deg:g}..{caps.az_max_deg:g})"
+            )
+        if caps.has_elevation and not (
+            caps.el_min_deg - el_slack <= position.el_deg <= caps.el_max_deg + el_slack
+        ):
+            outside.append(
+                f"el {position.el_deg:g} deg (limits {caps.el_min_deg:g}..{caps.el_max_deg:g})"
+            )
+        if not outside:
+            if self._limits_fault is not None:
+                self._limits_fault = None
+                self._set_device_fault(None)
+            return
+        reason = "position reported outside the limits: " + ", ".join(outside)
+        self._limits_fault = reason
+        self._set_device_fault(reason)
+        raise RotatorOutOfLimits(
+            f"{self._name}: {reason}; not believed, nothing commanded", position
+        )
+
+    def _refuse_if_out_of_limits(self, target: Position) -> None:
+        if self._limits_fault is not None:
+            raise RotatorOutOfLimits(
+                f"{self._name}: target az {target.az_deg:g} el {target.el_deg:g} not sent: "
+                f"{self._limits_fault}; stop it, check the sensor, read the position again",
+                None,
+            )
 
     # -- stall detection -----------------------------------------------------------
     def _commanded(self, target: Position) -> None:
