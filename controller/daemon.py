@@ -55,8 +55,10 @@ from controller.config import (
     load_config,
 )
 from controller.daemon_config import DaemonConfig, daemon_config_of
+from controller.metrics import MetricsServer, StationMetrics
 from controller.orbit.catalog import Catalog as OrbitCatalog
 from controller.orbit.predictor import Pass, PassPredictor
+from controller.orbit.refresh import TleRefresher
 from controller.scheduler import (
     Problem,
     Reservation,
@@ -635,6 +637,11 @@ class Daemon:
         self._wall_offset_s: float | None = None
         self._wall_step_at: float | None = None
         self._skies_until: datetime | None = None
+        # The element files plus the cached copies of the [catalog] urls (nothing is
+        # fetched before run()).
+        self.refresher = TleRefresher(config.catalog, clock=clock)
+        self.metrics = StationMetrics(config.station.id) if self.settings.metrics.enabled else None
+        self.metrics_server: MetricsServer | None = None
 
     # -- public control ---------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -684,12 +691,17 @@ class Daemon:
                 mqtt = mqtt.model_copy(update={"broker": broker.url})
             publisher = MqttPublisher(mqtt, cfg.station.id, self.clock, handler=self)
             self.publisher = publisher
-            self._sink = _Tee([self.stats, publisher, *self._extra_sinks])
+            sinks: list[TelemetrySink] = [self.stats, publisher, *self._extra_sinks]
+            if self.metrics is not None:
+                sinks.append(self.metrics.sink())
+                self._serve_metrics(stack)
+            self._sink = _Tee(sinks)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(publisher.run(), name="mqtt")
                 self._set_state("starting", "opening devices")
                 self._send(self._info())
                 await self._open_devices(stack)
+                await self._refresh_sources()
                 self._load_catalog()
                 self._build_trackers()
                 await self._replan("start")
@@ -711,6 +723,20 @@ class Daemon:
                     await publisher.close(timeout_s=1.0)
         _log.info("daemon stopped", reason=self._stop_reason)
         return EXIT_OK
+
+    def _serve_metrics(self, stack: contextlib.AsyncExitStack) -> None:
+        """Prometheus on its loopback port; a taken port is an alarm, not a dead station."""
+        assert self.metrics is not None
+        where = f"{self.settings.metrics.host}:{self.settings.metrics.port}"
+        try:
+            self.metrics_server = self.metrics.serve(self.settings.metrics)
+        except OSError as exc:
+            self.alarms.raise_(
+                "metrics", "warning", f"daemon.metrics: cannot serve on {where}: {exc}", "metrics"
+            )
+            return
+        stack.callback(self.metrics_server.close)
+        _log.info("metrics served", host=self.metrics_server.host, port=self.metrics_server.port)
 
     def _spawn(self, tg: asyncio.TaskGroup, name: str, coro: Awaitable[None]) -> None:
         self._tasks[name] = tg.create_task(_as_coro(coro), name=name)
@@ -941,7 +967,7 @@ class Daemon:
     # -- catalog ----------------------------------------------------------------------
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         out = []
-        for path in self.config.catalog.tle_files:
+        for path in self.refresher.catalog_paths():
             try:
                 st = Path(path).stat()
                 out.append((str(path), st.st_mtime_ns, st.st_size))
@@ -952,8 +978,9 @@ class Daemon:
     def _load_catalog(self) -> None:
         cfg = self.config
         now = self.clock.now()
+        paths = self.refresher.catalog_paths()
         catalog = OrbitCatalog.from_files(
-            list(cfg.catalog.tle_files), now=now, stale_after_days=cfg.catalog.stale_after_days
+            list(paths), now=now, stale_after_days=cfg.catalog.stale_after_days
         )
         self._catalog_fingerprint = self._fingerprint()
         if len(catalog.entries) == 0:
@@ -961,12 +988,14 @@ class Daemon:
                 "catalog-empty",
                 "critical",
                 "no usable satellites in the element files "
-                + ", ".join(str(p) for p in cfg.catalog.tle_files),
+                + (", ".join(str(p) for p in paths) or "(none yet: no url fetched)"),
                 "catalog",
             )
             if self.catalog is None:
                 raise DaemonError(
-                    "catalog.tle_files: no usable satellites; nothing to track", EXIT_CONFIG
+                    "catalog: no usable satellites in tle_files or the fetched urls; "
+                    "nothing to track",
+                    EXIT_CONFIG,
                 )
             return  # keep the previous catalog
         self.alarms.clear("catalog-empty")
@@ -1019,10 +1048,37 @@ class Daemon:
             self.alarms.clear("tle-stale")
         self._send(Catalog(stale_after_days=stale_days, satellites=entries))
 
+    async def _refresh_sources(self) -> None:
+        """Fetch the ``[catalog] urls`` into the cache; alarms for failing or stale sources."""
+        if not self.config.catalog.urls:
+            return
+        try:
+            results = await self.refresher.refresh()
+        except Exception as exc:  # a failed fetch keeps the last good copies
+            _log.exception("element set fetch failed")
+            self.alarms.raise_("catalog-fetch", "warning", f"fetch failed: {exc}", "catalog")
+            return
+        self.alarms.clear("catalog-fetch")
+        now = self.clock.now()
+        for result in results:
+            if result.error:
+                _log.warning("element set source failed", error=result.error)
+        for status in self.refresher.status():
+            if self.metrics is not None:
+                self.metrics.set_tle_source(
+                    status.url, status.fetch_age_s(now), failed=status.last_error is not None
+                )
+        for alarm_id, alarm in self.refresher.alarms(now).items():
+            if alarm is None:
+                self.alarms.clear(alarm_id)
+            else:
+                self.alarms.raise_(alarm_id, alarm.severity, alarm.message, "catalog")
+
     async def _catalog_task(self) -> None:
         while True:
             await self.clock.sleep(self.settings.tle_refresh_s)
             try:
+                await self._refresh_sources()
                 if self._fingerprint() != self._catalog_fingerprint:
                     _log.info("element files changed; reloading")
                     self._load_catalog()
@@ -1264,7 +1320,8 @@ class Daemon:
                 self._event("config_rejected", message, "warning")
                 raise CommandRejected(message) from None
             self.alarms.clear("config-rejected")
-            fixed = ("station", "antennas", "radios", "mqtt")
+            # [daemon] and [tracking] are read when the daemon and its trackers are built.
+            fixed = ("station", "antennas", "radios", "mqtt", "daemon", "tracking")
             changed = [k for k in fixed if getattr(new, k) != getattr(self.config, k)]
             if changed:
                 self.alarms.raise_(
@@ -1279,6 +1336,8 @@ class Daemon:
             result["config"] = "applied"
             self._event("config_reloaded", f"config {self.config_path} applied")
         if what in ("all", "tle", "config"):
+            if what != "config":
+                await self._refresh_sources()
             self._load_catalog()
             self._update_skies()
             result["satellites"] = len(self.catalog.entries) if self.catalog else 0
@@ -1436,6 +1495,8 @@ class Daemon:
             frequency_commands=report.frequency_commands if report else 0,
         )
         self.outcomes.append(outcome)
+        if self.metrics is not None:
+            self.metrics.track_finished(outcome.antenna, outcome.status)
         if status == "aborted":
             self._event(
                 "track_aborted",
@@ -1684,6 +1745,7 @@ class Daemon:
                 self._check_wall_step()
                 components = self._components()
                 self._send(Health(components=components))
+                self._update_metrics()
                 if self.state in ("ready", "degraded"):
                     bad = [c for c in components if c.state != "ok" and c.kind != "link"]
                     self._set_state("degraded" if bad else "ready", None)
@@ -1695,6 +1757,33 @@ class Daemon:
             except Exception:  # health reporting must never end the daemon
                 _log.exception("health report failed")
             await self.clock.sleep(period)
+
+    def _update_metrics(self) -> None:
+        """Feed Prometheus what no payload carries: device totals, MQTT outbox, catalog."""
+        if self.metrics is None:
+            return
+        for ant in self.antennas.values():
+            if ant.tracker is None:
+                continue
+            c = ant.tracker.counters
+            self.metrics.observe_device_totals(
+                f"{ant.id}-rotator", commands=c.rotator_commands, errors=c.rotator_errors
+            )
+            if ant.radio_id is not None:
+                self.metrics.observe_device_totals(
+                    ant.radio_id, commands=c.frequency_commands, errors=c.radio_errors
+                )
+        if self.publisher is not None:
+            st = self.publisher.outbox_stats
+            self.metrics.set_mqtt(
+                self.publisher.link_state.value,
+                queue_depth=st.events_queued + st.state_pending + st.streams_queued,
+                dropped=st.events_dropped,
+            )
+        if self.catalog is not None:
+            now = self.clock.now()
+            ages = [e.age_days(now) for e in self.catalog.entries]
+            self.metrics.set_catalog(len(ages), min(ages) * 86400.0 if ages else None)
 
     def _check_wall_step(self) -> None:
         """A step of the wall clock against the monotonic one (NTP, an operator's ``date``)

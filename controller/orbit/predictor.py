@@ -1130,9 +1130,13 @@ class _Search:
         frame of the interpolated orbit plane: ``s = cos(beta) p(u_s) + sin(beta) n`` and
         ``r = cos(d) p(u) + sin(d) n`` with ``|d| <= PLANE_MARGIN_RAD`` (the same margin
         the plane test uses), so ``cos(lambda) = s . r <= max(cos(u - u_s), 0) +
-        sin(PLANE_MARGIN_RAD)``. The satellite can therefore only be above the mask when
-        the in-plane angle ``phi = u - u_s`` is within ``thr = acos(cos(lam_out) -
-        sin(PLANE_MARGIN_RAD))`` of zero (mod 2 pi).
+        sin(PLANE_MARGIN_RAD)``. A visible satellite has ``cos(lambda) >= cos(lam_out)``,
+        so it needs ``max(cos(phi), 0) >= c`` with ``c = cos(lam_out) -
+        sin(PLANE_MARGIN_RAD)`` for the in-plane angle ``phi = u - u_s``. Only when ``c >
+        0`` does this confine ``phi`` to within ``thr = acos(c) < pi/2`` of zero (mod 2
+        pi); when ``c <= 0`` (``lam_out`` within the margin of 90 degrees or beyond: high
+        orbits seen down to a negative mask) every ``phi`` satisfies it and nothing may be
+        skipped, so such satellites take no part.
 
         ``u`` (argument of latitude, from the ascending node of the interpolated plane) is
         known exactly at the plane samples; between them it is interpolated linearly after
@@ -1146,8 +1150,9 @@ class _Search:
         ``|u_s''| h^2 / 8`` with ``|u_s''| <= 50 w^2`` while ``beta <= 1 rad``.
 
         Only near-circular (e < 0.05), inclined (sin i > 0.3) orbits with a period over
-        two grid steps, no sgp4 error and consistent residuals take part, over windows
-        with at least three plane samples; everything else is left to the other tests.
+        two grid steps, ``c > 0``, no sgp4 error and consistent residuals take part, over
+        windows with at least three plane samples; everything else is left to the other
+        tests.
         """
         nsat, nt = beta.shape
         n_spans = len(t_p) - 1
@@ -1174,9 +1179,12 @@ class _Search:
             min_sin_i = np.min(sin_i, axis=1)
             periodic = 2.0 * ecc + 2.0 * ecc * ecc + 3e-3 + 2.0 * PLANE_MARGIN_RAD / min_sin_i
             drift = 2.0 * periodic + (d_resid + 4.0 * periodic) / 8.0
+            # c <= 0 bounds no phi (see above); NaN (no finite r_max) fails too.
+            cos_thr = np.cos(self.lam_out) - math.sin(PLANE_MARGIN_RAD)
             ok = (
                 (ecc < 0.05)
                 & (min_sin_i > 0.3)
+                & (cos_thr > 0.0)
                 & (ubar * float(np.max(h)) < math.pi)
                 & np.all(err_p == 0, axis=1)
                 & np.all(np.isfinite(u_unw), axis=1)
@@ -1194,7 +1202,7 @@ class _Search:
         # The slope of the interpolated u changes at plane samples inside an interval.
         kink = (d_resid[k] / float(np.min(dt_p)))[:, None] * h[None, :] / 4.0
         margin = drift[k, None] + 50.0 * w_e * w_e * h[None, :] ** 2 / 8.0 + kink
-        thr = np.arccos(np.clip(np.cos(self.lam_out[k]) - math.sin(PLANE_MARGIN_RAD), -1.0, 1.0))
+        thr = np.arccos(cos_thr[k])  # cos_thr in (0, 1) for every k
         lo = np.mod(phi[:, :-1] - margin, _TAU)
         hi = lo + advance + 2.0 * margin
         low_beta = (beta[k, :-1] < 1.0) & (beta[k, 1:] < 1.0)
