@@ -39,6 +39,7 @@ import socket
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -369,7 +370,27 @@ class Soak:
             ) > executed + 1)  # fmt: skip
 
 
-async def soak(days: float, seed: int, every_h: float, policy: str, rss_bound_mb: float) -> int:
+def _trace_diff(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int) -> None:
+    """Print the ``top`` allocation sites that grew most between two snapshots."""
+    keep = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen*")]
+    stats = after.filter_traces(keep).compare_to(before.filter_traces(keep), "traceback")
+    total_kb = sum(s.size_diff for s in stats) / 1024
+    print(f"\ntracemalloc: net growth {total_kb:+.0f} KiB between the snapshots; top sites:")
+    for stat in stats[:top]:
+        print(f"  {stat.size_diff / 1024:+9.0f} KiB {stat.count_diff:+8d} blocks")
+        # The innermost frames say what allocates, the outer ones who holds on to it.
+        for frame in list(stat.traceback)[-6:]:
+            print(f"      {frame.filename.removeprefix(str(ROOT) + '/')}:{frame.lineno}")
+
+
+async def soak(
+    days: float,
+    seed: int,
+    every_h: float,
+    policy: str,
+    rss_bound_mb: float,
+    trace_top: int = 0,
+) -> int:
     # Faults log errors by design; the table is the report.
     configure_logging("critical", json_lines=True, stream=sys.stderr)
     logging.disable(logging.CRITICAL)
@@ -384,7 +405,7 @@ async def soak(days: float, seed: int, every_h: float, policy: str, rss_bound_mb
     broker = Mosquitto(work)
     await broker.start()
     try:
-        return await _soak(broker, path, work, days, seed, every_h, policy, rss_bound_mb)
+        return await _soak(broker, path, work, days, seed, every_h, policy, rss_bound_mb, trace_top)
     finally:
         await broker.kill()
 
@@ -398,6 +419,7 @@ async def _soak(
     every_h: float,
     policy: str,
     rss_bound_mb: float,
+    trace_top: int = 0,
 ) -> int:
     observer = Observer(broker.port)
     await observer.connect()
@@ -417,6 +439,9 @@ async def _soak(
     next_fault = T0 + timedelta(hours=1)
     rss_day2: float | None = None
     exits = 0
+    # Diff from a third of the run on: the start-up allocations (caches filled once) are done.
+    trace_from_mono = end_mono / 3 if trace_top > 0 else math.inf
+    trace_before: tracemalloc.Snapshot | None = None
     print(f"soak: {days:g} simulated days, seed {seed}, a fault every ~{every_h:g} h, {policy}")
     while clock.monotonic() < end_mono and not task.done():
         await clock.advance(STEP_S)
@@ -436,6 +461,8 @@ async def _soak(
             next_fault = now + timedelta(hours=state.rng.expovariate(1 / every_h))
         if rss_day2 is None and clock.monotonic() >= 2 * 86400.0:
             rss_day2 = rss_mb()
+        if trace_before is None and clock.monotonic() >= trace_from_mono:
+            trace_before = tracemalloc.take_snapshot()
         if clock.monotonic() % 21600 < STEP_S:
             print(f"  {now:%Y-%m-%d %H:%M} faults {len(state.faults)} "
                   f"tracks {len(daemon.outcomes)} rss {rss_mb():.0f} MB", flush=True)  # fmt: skip
@@ -444,6 +471,8 @@ async def _soak(
     for item in list(state.pending):
         await item[1]()
     rss_end = rss_mb()
+    if trace_before is not None:
+        _trace_diff(trace_before, tracemalloc.take_snapshot(), trace_top)
     # Drain: let the publisher deliver what it holds, the observer receive it.
     publisher = daemon.publisher
     assert publisher is not None
@@ -511,13 +540,31 @@ def main() -> int:
     parser.add_argument("--fault-every-h", type=float, default=2.0)
     parser.add_argument("--policy", choices=("greedy", "optimal"), default="greedy")
     parser.add_argument("--rss-bound-mb", type=float, default=30.0)
+    parser.add_argument(
+        "--trace-top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trace allocations (slow) and print the N sites that grew most from 1/3 of the run",
+    )
     args = parser.parse_args()
     if not (args.days > 0 and math.isfinite(args.days)):
         parser.error(f"--days {args.days!r}: must be a number > 0")
     if not args.fault_every_h > 0:
         parser.error(f"--fault-every-h {args.fault_every_h!r}: must be > 0")
+    if args.trace_top < 0:
+        parser.error(f"--trace-top {args.trace_top!r}: must be >= 0")
+    if args.trace_top:
+        tracemalloc.start(4)
     return asyncio.run(
-        soak(args.days, args.seed, args.fault_every_h, args.policy, args.rss_bound_mb)
+        soak(
+            args.days,
+            args.seed,
+            args.fault_every_h,
+            args.policy,
+            args.rss_bound_mb,
+            args.trace_top,
+        )
     )
 
 

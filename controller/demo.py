@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -29,7 +29,7 @@ from controller.daemon_config import daemon_config_of
 from controller.telemetry.broker import EmbeddedBroker, EmbeddedBrokerError
 from firmware_bridge.clock import SystemClock, VirtualClock
 
-__all__ = ["DemoResult", "run_demo", "summary_table"]
+__all__ = ["DemoResult", "run_demo", "say", "summary_table"]
 
 _VIEW_PERIOD_S = 0.25
 
@@ -143,6 +143,32 @@ def _view(daemon: Daemon, clock: VirtualClock, real_s: float) -> Group:
     return Group(head, table)
 
 
+def say(out: Console, text: RenderableType, *, highlight: bool | None = None) -> None:
+    """Print ``text`` on ``out``; an output that cannot take it (EPIPE, ENOSPC) is ignored.
+
+    Why: the demo's outcome is its exit code (and the telemetry); a reader that went away or
+    a full disk must not turn a good run into exit 1.
+    """
+    try:
+        out.print(text, highlight=highlight)
+    except OSError:
+        _drop_output(out)
+
+
+def _drop_output(out: Console) -> None:
+    """Point the console's file descriptor at /dev/null: the interpreter flushes stdout once
+    more at exit, and that flush would fail too (Python then exits 120)."""
+    try:
+        fd = out.file.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not backed by a descriptor: nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def run_demo(
     config: Path,
     speed: float,
@@ -156,16 +182,16 @@ def run_demo(
     """``groundlink demo``: run the simulated station; return the exit code (0, 75, 78)."""
     out = console or Console()
     if not speed > 0:
-        out.print(f"[red]error:[/] --speed {speed!r}: must be > 0 (e.g. 1000)")
+        say(out, f"[red]error:[/] --speed {speed!r}: must be > 0 (e.g. 1000)")
         return EXIT_CONFIG
     if not forever and not duration_s > 0:
-        out.print(f"[red]error:[/] --duration {duration_s!r}: must be > 0 seconds")
+        say(out, f"[red]error:[/] --duration {duration_s!r}: must be > 0 seconds")
         return EXIT_CONFIG
     try:
         cfg = load_config(config)
     except ConfigError as exc:
         for problem in exc.problems:
-            out.print(f"[red]{exc.source}[/]: {problem}", highlight=False)
+            say(out, f"[red]{exc.source}[/]: {problem}", highlight=False)
         return EXIT_CONFIG
     show = out.is_terminal if live is None else live
     return asyncio.run(_demo(cfg, config, speed, duration_s, broker, forever, out, show))
@@ -208,7 +234,7 @@ async def _demo(
             embedded = EmbeddedBroker(port=0, ws_port=0)
             await embedded.start()
         broker = embedded.url
-        out.print(f"embedded MQTT broker at {broker} (topics groundlink/{cfg.station.id}/#)")
+        say(out, f"embedded MQTT broker at {broker} (topics groundlink/{cfg.station.id}/#)")
     daemon = Daemon(
         cfg,
         clock=clock,
@@ -242,7 +268,7 @@ async def _demo(
             await asyncio.wait({task})
         code = task.result()
     except DaemonError as exc:
-        out.print(f"[red]error:[/] {exc.message}", highlight=False)
+        say(out, f"[red]error:[/] {exc.message}", highlight=False)
         return exc.exit_code
     finally:
         if stop_task is not None:
@@ -252,5 +278,5 @@ async def _demo(
         if embedded is not None:
             await embedded.stop()
     result = _result(daemon, clock.monotonic() - sim0, real.monotonic() - real0)
-    out.print(summary_table(result))
+    say(out, summary_table(result))
     return code

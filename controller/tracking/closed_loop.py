@@ -454,6 +454,7 @@ def _make_policy(
             beamwidth_deg=scenario.beamwidth_deg,
             sink=sink,
             config=scenario.tracking,
+            reports_kept=None,  # every pass of the scenario is scored from its report
         )
     cls = GpredictLike if name == "gpredict-like" else SatnogsLike
     return cls(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 import numpy as np
@@ -42,6 +42,7 @@ __all__ = [
     "BOLTZMANN_DBW_K_HZ",
     "MISTUNING_FLOOR_DB",
     "NOISE_FLOOR_DB",
+    "TRUTH_WINDOW_S",
     "Emitter",
     "LinkBudget",
     "LinkSignalModel",
@@ -64,6 +65,9 @@ _FSPL_CONST_DB: Final = 20 * math.log10(4 * math.pi / _C_M_S)
 _MIN_AIRMASS_EL_DEG: Final = 3.0
 _MAIN_LOBE_DB: Final = 12.0
 _TRUTH_STEP_S: Final = 1.0
+TRUTH_WINDOW_S: Final = 1800.0
+"""The simulated sky is propagated in windows this long, one at a time per emitter: memory
+and the cost of one propagation stay bounded whatever span an emitter is on the air for."""
 
 
 def free_space_loss_db(range_km: FloatArray | float, freq_hz: float) -> FloatArray:
@@ -238,7 +242,9 @@ class LinkSignalModel:
         self._station = station
         self._direction = antenna_direction
         self._emitters = sorted(emitters, key=lambda e: e.start)
-        self._tracks: dict[Emitter, SkyTrack] = {}
+        # One window per emitter (the one last read): time moves forward, so the previous
+        # window is not needed again, and an emitter off the air holds none.
+        self._windows: dict[Emitter, tuple[int, SkyTrack]] = {}
         self.noise_floor_db = noise_floor_db
 
     def add(self, emitter: Emitter) -> None:
@@ -246,24 +252,30 @@ class LinkSignalModel:
         self._emitters.append(emitter)
         self._emitters.sort(key=lambda e: e.start)
 
-    def _track(self, emitter: Emitter) -> SkyTrack:
-        """The emitter's true track, propagated once for its whole time on the air.
+    def _track(self, emitter: Emitter, now: datetime) -> SkyTrack:
+        """The emitter's true track over the window holding ``now``, propagated once.
 
         Why not one propagation per reading: a single-time call costs a millisecond, and the
         meter is read every second; 1 s samples interpolated on the unit sphere are within
-        1e-4 deg of the satellite for LEO.
+        1e-4 deg of the satellite for LEO. Why windows, not the whole time on the air: an
+        emitter on the air for months would need gigabytes of samples up front.
         """
-        track = self._tracks.get(emitter)
-        if track is None:
-            track = SkyTrack.sample(
-                self._predictor,
-                self._station,
-                emitter.norad_id,
-                emitter.start,
-                emitter.end,
-                step_s=_TRUTH_STEP_S,
-            )
-            self._tracks[emitter] = track
+        index = math.floor((now - emitter.start).total_seconds() / TRUTH_WINDOW_S)
+        cached = self._windows.get(emitter)
+        if cached is not None and cached[0] == index:
+            return cached[1]
+        # Full-length windows even past ``end``: the geometry is real there too, and a short
+        # last window could be shorter than one step.
+        window_start = emitter.start + timedelta(seconds=index * TRUTH_WINDOW_S)
+        track = SkyTrack.sample(
+            self._predictor,
+            self._station,
+            emitter.norad_id,
+            window_start,
+            window_start + timedelta(seconds=TRUTH_WINDOW_S),
+            step_s=_TRUTH_STEP_S,
+        )
+        self._windows[emitter] = (index, track)
         return track
 
     def snr_db(self, now: datetime, rx_freq_hz: float) -> float | None:
@@ -273,8 +285,10 @@ class LinkSignalModel:
             if emitter.start > now:
                 break
             if now > emitter.end:
+                # Off the air for good (time moves forward): its window is not needed again.
+                self._windows.pop(emitter, None)
                 continue
-            track = self._track(emitter)
+            track = self._track(emitter, now)
             point = track.point(track.at_time(now))
             if point.el_deg < -1.0:
                 continue

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections import deque
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ from firmware_bridge.drivers.rotator import Position, RotatorDriver, RotatorStal
 from firmware_bridge.errors import BridgeError, DeviceFault, LimitError
 
 __all__ = [
+    "REPORTS_KEPT",
     "AntennaTracker",
     "Counters",
     "NullSink",
@@ -69,6 +71,9 @@ _ROTATOR_FAILURES_TO_ABORT: Final = 3
 """Consecutive failed rotator calls (after the link's own retries) that end a track."""
 _PLAN_AHEAD_EXTRA_S: Final = 30.0
 _SKY_STEP_S: Final = 1.0
+REPORTS_KEPT: Final = 8
+"""Recent track reports a tracker keeps (each holds its plan, ~0.4 MB measured): a station that
+runs for months must not keep every pass it ever tracked."""
 
 _PassEventKind = Literal["aos", "tca", "los", "aborted"]
 _TIME_SLACK_S: Final = 1e-6
@@ -168,8 +173,13 @@ class AntennaTracker:
         radio_id: str | None = None,
         sink: TelemetrySink | None = None,
         config: TrackingConfig | None = None,
+        reports_kept: int | None = REPORTS_KEPT,
     ) -> None:
-        """A tracker for ``rotator`` (and ``radio``) of antenna ``antenna_id``."""
+        """A tracker for ``rotator`` (and ``radio``) of antenna ``antenna_id``.
+
+        ``reports_kept``: how many finished tracks' reports to keep (None: all, for a
+        bounded evaluation such as the closed loop; a daemon must keep a bound).
+        """
         self.antenna_id = antenna_id
         self.rotator = rotator
         self.radio = radio
@@ -186,7 +196,7 @@ class AntennaTracker:
         self.counters = Counters()
         self.latency_s = self.settings.latency_initial_s
         self.mode: AntennaMode = "idle"
-        self.reports: list[TrackReport] = []
+        self.reports: deque[TrackReport] = deque(maxlen=reports_kept)
         self._last_cmd: Position | None = None
         self._last_aim_s: float | None = None
         self._last_read: Position | None = None

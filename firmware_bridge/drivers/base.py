@@ -27,10 +27,8 @@ States (:class:`DriverState`) come from the link, with one overlay: a driver may
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import importlib
-import termios
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal, Self, TypeVar, get_args
@@ -39,7 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 import structlog
 
 from firmware_bridge.clock import Clock
-from firmware_bridge.errors import DeviceFault, TransportClosed
+from firmware_bridge.errors import DeviceFault
 from firmware_bridge.link import CommandLink, LinkHealth, LinkPolicy, LinkState, ReplyDecoder
 from firmware_bridge.transports import ByteTransport, LoopRegistry, open_transport
 
@@ -129,55 +127,6 @@ def _check_kind(kind: str) -> None:
 
 
 D = TypeVar("D", bound="Driver")
-
-
-class _TtyGuard(ByteTransport):
-    """A serial transport whose tty errors all read as ``TransportClosed``.
-
-    Why: a USB adapter or pty that hangs up makes ``tcflush`` (the input reset before every
-    request) raise ``termios.error``, which is not an ``OSError``; unguarded it escapes the
-    link as an unknown error, the link never declares the device lost and never reconnects.
-    """
-
-    def __init__(self, inner: ByteTransport) -> None:
-        super().__init__(inner.url)
-        self._inner = inner
-
-    def _lost(self, exc: BaseException) -> TransportClosed:
-        return TransportClosed(f"{self._inner.url}: device lost: {exc}")
-
-    @property
-    def closed(self) -> bool:
-        return self._inner.closed
-
-    async def read(self, max_bytes: int = 4096) -> bytes:
-        try:
-            return await self._inner.read(max_bytes)
-        except (termios.error, OSError) as exc:
-            raise self._lost(exc) from exc
-
-    async def write(self, data: bytes) -> None:
-        try:
-            await self._inner.write(data)
-        except (termios.error, OSError) as exc:
-            raise self._lost(exc) from exc
-
-    async def drain(self) -> None:
-        try:
-            await self._inner.drain()
-        except (termios.error, OSError) as exc:
-            raise self._lost(exc) from exc
-
-    async def reset_input(self) -> int:
-        try:
-            return await self._inner.reset_input()
-        except (termios.error, OSError) as exc:
-            raise self._lost(exc) from exc
-
-    async def close(self) -> None:
-        # Already gone: closing a lost tty has nothing left to do.
-        with contextlib.suppress(termios.error, OSError):
-            await self._inner.close()
 
 
 def register_driver(kind: DriverKind, name: str) -> Callable[[type[D]], type[D]]:
@@ -386,10 +335,7 @@ class Driver:
 
     # -- hooks for subclasses ------------------------------------------------------
     async def _open_transport(self) -> ByteTransport:
-        transport = await open_transport(
-            self._url, clock=self._clock, loop_registry=self._loop_registry
-        )
-        return _TtyGuard(transport) if urlsplit(self._url).scheme == "serial" else transport
+        return await open_transport(self._url, clock=self._clock, loop_registry=self._loop_registry)
 
     async def _probe(self, transport: ByteTransport) -> None:
         """Check a fresh connection answers; raise to refuse it. Default: accept it."""

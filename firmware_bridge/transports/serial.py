@@ -14,6 +14,7 @@ raises ``TransportClosed`` naming the URL and the OS error.
 from __future__ import annotations
 
 import asyncio
+import termios
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -125,8 +126,13 @@ class _SerialByteTransport(AsyncioByteTransport):
                 # tcflush(TCIFLUSH) returns at once (it discards, it does not wait), so it is
                 # called here directly rather than through the executor.
                 port.reset_input_buffer()
-            except (OSError, serial.SerialException) as exc:
-                raise TransportClosed(f"{self._url}: cannot flush input: {exc}") from exc
+            except (OSError, serial.SerialException, termios.error) as exc:
+                # A tty that hung up (USB adapter unplugged, pty master closed) fails tcflush
+                # with termios.error, which is not an OSError: typed here so that the link
+                # declares the device lost and reconnects instead of seeing an unknown error.
+                raise TransportClosed(
+                    f"{self._url}: device lost: cannot flush input: {exc}"
+                ) from exc
 
 
 async def open_serial(url: str) -> ByteTransport:

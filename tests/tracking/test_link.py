@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from controller.tracking.config import AntennaLinkConfig, SatelliteLinkConfig
 from controller.tracking.doppler import downlink_at_ground_hz
 from controller.tracking.link import (
     NOISE_FLOOR_DB,
+    TRUTH_WINDOW_S,
     Emitter,
     LinkBudget,
     LinkSignalModel,
@@ -159,3 +161,37 @@ async def test_simulated_s_meter_follows_the_true_pointing_and_tuning(seed_data:
     # After LOS nothing is on the air: the meter shows the noise floor.
     await clock.advance((p.los - p.tca).total_seconds() + 120.0)
     assert radio.level_db(tuned) == pytest.approx(NOISE_FLOOR_DB)
+
+
+def test_an_emitter_on_the_air_for_400_days_is_propagated_one_window_at_a_time(
+    seed_data: Seed,
+) -> None:
+    """A 400-day emitter is sampled only over the window being read (not 35 million samples),
+    and the SNR read in a later window, at a window edge, matches a direct propagation."""
+    p = next(p for p in seed_data.passes if 40 < p.max_el_deg < 70 and p.duration_s > 600)
+    budget = LinkBudget(437e6, 0.0, -15.0, 15_000.0, 12.0, 12.0)
+    emitter = Emitter(
+        p.norad_id, 437e6, budget, p.tca - timedelta(days=200), p.tca + timedelta(days=200)
+    )
+    pointing = {"az_el": (0.0, 90.0)}
+    model = LinkSignalModel(
+        seed_data.predictor, seed_data.station, lambda: pointing["az_el"], [emitter]
+    )
+    windows = model._windows  # the cache whose size is the point of the test
+    # Read 100 days earlier (satellite wherever it is), then at the pass: the earlier window
+    # is replaced, not kept.
+    model.snr_db(p.tca - timedelta(days=100), 437e6)
+    assert [index for index, _ in windows.values()] == [4800]
+    # TCA minus half a second, the end of window 9599: interpolation must reach its last sample.
+    edge = emitter.start + timedelta(seconds=TRUTH_WINDOW_S * 9600 - 0.5)
+    look = seed_data.predictor.look_angles(p.norad_id, seed_data.station, [edge])
+    az, el = float(look.az_deg[0]) % 360.0, float(look.el_deg[0])
+    pointing["az_el"] = (az, el)
+    heard = downlink_at_ground_hz(437e6, float(look.range_rate_km_s[0]))
+    snr = model.snr_db(edge, heard)
+    assert [index for index, _ in windows.values()] == [9599]
+    assert len(windows[emitter][1].t_s) <= TRUTH_WINDOW_S + 1
+    assert snr == pytest.approx(float(budget.snr_db(float(look.range_km[0]), el)), abs=0.01)
+    # Past its end the emitter is off the air and holds no samples.
+    assert model.snr_db(emitter.end + timedelta(seconds=1), 437e6) is None
+    assert windows == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from controller.tracking.config import (
 from controller.tracking.doppler import downlink_at_ground_hz
 from controller.tracking.link import Emitter, LinkBudget
 from controller.tracking.sky import SkyTrack
-from controller.tracking.tracker import TrackerError, TrackJob
+from controller.tracking.tracker import REPORTS_KEPT, TrackerError, TrackJob
 from firmware_bridge.errors import LimitError
 from firmware_bridge.protocols.base import Axis, SetPosition
 from tests.tracking.conftest import Rig, Seed, caps, rig
@@ -250,3 +251,23 @@ async def test_dial_turn_is_followed_or_undone(seed_data: Seed, policy: DialPoli
         await r.clock.run_until(p.los + timedelta(seconds=2))
         assert task.result().aborted is None
         assert r.tracker.counters.dial_turns == 1
+
+
+async def test_tracker_keeps_only_the_most_recent_reports(seed_data: Seed) -> None:
+    """Over more tracks than REPORTS_KEPT the tracker holds the latest REPORTS_KEPT reports,
+    oldest dropped first, so a months-long run does not keep every plan in memory."""
+    p = short_pass(seed_data)
+    config, sat, _ = link_setup(seed_data, p)
+    async with rig(p.aos - timedelta(minutes=30), caps(), config=config) as r:
+        started = []
+        for _ in range(REPORTS_KEPT + 3):
+            task = asyncio.ensure_future(r.tracker.track(TrackJob(p, sat)))
+            # The track plans, then waits for its pre-position time: cancel it there.
+            await r.clock.settle()
+            started.append(r.tracker.reports[-1])
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert len(r.tracker.reports) == REPORTS_KEPT
+        assert list(r.tracker.reports) == started[-REPORTS_KEPT:]
+        assert all(rep.aborted == "cancelled by the operator" for rep in r.tracker.reports)

@@ -134,3 +134,18 @@ async def test_opening_missing_device_names_it(tmp_path: Path) -> None:
     missing = tmp_path / "ttyUSB9"
     with pytest.raises(TransportClosed, match=f"serial://{missing}.*cannot open"):
         await open_transport(f"serial://{missing}", clock=VirtualClock(T0))
+
+
+async def test_reset_input_on_a_hung_up_tty_is_a_typed_closed_error(
+    endpoint: PtyEndpoint,
+) -> None:
+    """tcflush on a hung-up tty raises TransportClosed naming the URL, not termios.error."""
+    client = await open_client(endpoint)
+    try:
+        await endpoint.close()
+        # No await in between: the reader callback has not yet seen the hang-up, so the
+        # flush itself meets the dead tty (the path a request takes before its write).
+        with pytest.raises(TransportClosed, match=r"serial:///dev/pts/.*device lost"):
+            await client.reset_input()
+    finally:
+        await client.close()
