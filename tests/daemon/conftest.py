@@ -11,7 +11,7 @@ import asyncio
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -106,8 +106,10 @@ async def drive(
     condition: Callable[[], bool] | None = None,
     step_s: float = 5.0,
     limit_s: float = 86400.0,
+    before_step: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Step the clock until ``until``, ``condition()`` or the end of ``task``."""
+    """Step the clock until ``until``, ``condition()`` or the end of ``task``
+    (``before_step`` runs before each step)."""
     end = clock.now() + timedelta(seconds=limit_s)
     while not task.done():
         if until is not None and clock.now() >= until:
@@ -116,6 +118,8 @@ async def drive(
             return
         if clock.now() >= end:
             raise AssertionError(f"nothing happened within {limit_s} virtual seconds")
+        if before_step is not None:
+            await before_step()
         await clock.advance(step_s)
     task.result()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -217,20 +217,22 @@ async def drive_wire(
     limit_s: float = 3600.0,
 ) -> None:
     """Like ``drive``, but each step first lets a pending pty reply arrive."""
-    end = clock.now() + timedelta(seconds=limit_s)
-    while not task.done():
-        if until is not None and clock.now() >= until:
-            return
-        if condition is not None and condition():
-            return
-        if clock.now() >= end:
-            raise AssertionError(f"nothing happened within {limit_s} virtual seconds")
+
+    async def let_the_wire_answer() -> None:
         for _ in range(WIRE_SPINS):
             if not _waiting_on_wire(daemon, antenna):
                 break
             await clock.settle(max_rounds=1)
-        await clock.advance(step_s)
-    task.result()
+
+    await drive(
+        clock,
+        task,
+        until=until,
+        condition=condition,
+        step_s=step_s,
+        limit_s=limit_s,
+        before_step=let_the_wire_answer,
+    )
 
 
 async def start_wired(daemon: Daemon, clock: VirtualClock) -> asyncio.Task[int]:
