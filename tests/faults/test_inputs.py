@@ -127,7 +127,7 @@ def _checksum(line: str) -> str:
 async def test_bad_element_sets_are_reported_and_the_rest_scheduled(
     tmp_path: Path, clock: VirtualClock, mosquitto: MosquittoBroker
 ) -> None:
-    """Scenario 11 (checksums, truncation, stale epoch): the bad sets are dropped and named
+    """Scenario 11 (checksums, truncation, stale epoch, decayed): the bad sets are dropped and named
     in an alarm, the stale one raises the staleness alarm, everything else is planned."""
     tle_dir = tmp_path / "tle"
     tle_dir.mkdir()
@@ -137,10 +137,17 @@ async def test_bad_element_sets_are_reported_and_the_rest_scheduled(
     name, l1, l2 = jp[0:3]
     bad_sum = l1[:68] + str((int(l1[68]) + 1) % 10)
     stale_l1 = _checksum(jp[7][:18] + "26200.00000000" + jp[7][32:])  # 129 days old
+    # Ten days before the test at 16.3 rev/day with a huge drag term: sgp4 propagates at
+    # the epoch but the orbit has decayed by now.
+    decayed_l1 = _checksum(
+        jp[10][:18] + "26320.00000000" + jp[10][32:53] + " 50000-0" + jp[10][61:]
+    )
+    decayed_l2 = _checksum(jp[11][:52] + "16.30000000" + jp[11][63:])
     broken = [
         f"{name} BAD-CHECKSUM", bad_sum, l2,
         f"{jp[3]} TRUNCATED", jp[4][:40], jp[5],
         f"{jp[6]} STALE", stale_l1, jp[8],
+        f"{jp[9]} DECAYED", decayed_l1, decayed_l2,
     ]  # fmt: skip
     (tle_dir / "mixed.tle").write_text("\n".join(broken) + "\n")
     text = faults_config_text().replace(
@@ -152,11 +159,14 @@ async def test_bad_element_sets_are_reported_and_the_rest_scheduled(
     task = await start_daemon(daemon, clock)
     assert daemon.catalog is not None
     errors = daemon.alarms.active["catalog-errors"].message
-    assert errors.startswith("2 element sets dropped"), errors
+    assert errors.startswith("3 element sets dropped"), errors
     assert "mixed.tle" in errors
     known = {e.norad_id for e in daemon.catalog.entries}
     assert int(jp[7][2:7]) in known  # the stale one is still usable, but flagged
     assert int(l1[2:7]) not in known
+    decayed = [e for e in daemon.catalog.errors if "DECAYED" in (e.name or "")]
+    assert len(decayed) == 1, daemon.catalog.errors
+    assert "sgp4" in decayed[0].reason, decayed[0].reason
     assert "tle-stale" in daemon.alarms.active
     assert "plan-failed" not in daemon.alarms.active, daemon.alarms.active.get("plan-failed")
     assert daemon.schedule is not None
