@@ -251,6 +251,7 @@ class TleRefresher:
             chosen if chosen is not None else default_cache_dir(os.environ if env is None else env)
         )
         self._status: dict[str, SourceStatus] = {u: self._restore(u) for u in catalog.urls}
+        self._in_flight: asyncio.Future[list[tuple[SourceStatus, FetchResult]]] | None = None
 
     # -- state --------------------------------------------------------------------------
     def _meta_path(self, url: str) -> Path:
@@ -304,6 +305,26 @@ class TleRefresher:
         return [*self.config.tle_files, *self.cache_paths()]
 
     # -- fetching -----------------------------------------------------------------------
+    async def _gather(
+        self, jobs: list[asyncio.Future[tuple[SourceStatus, FetchResult]]]
+    ) -> list[tuple[SourceStatus, FetchResult]]:
+        self._in_flight = asyncio.gather(*jobs)
+        try:
+            return await self._in_flight
+        finally:
+            self._in_flight = None
+
+    async def fetched(self) -> None:
+        """Return once no fetch is in flight.
+
+        The fetches are real network I/O in the executor: a test stepping a virtual clock
+        waits on this before each step, or it would run the clock past any deadline while
+        the bytes are still on the way.
+        """
+        in_flight = self._in_flight
+        if in_flight is not None:
+            await asyncio.wait({in_flight})
+
     async def refresh(self) -> list[FetchResult]:
         """Fetch every source (blocking I/O in the default executor), in config order."""
         loop = asyncio.get_running_loop()
@@ -313,9 +334,7 @@ class TleRefresher:
             for u in self.config.urls
         ]
         results: list[FetchResult] = []
-        for url, (status, result) in zip(
-            self.config.urls, await asyncio.gather(*jobs), strict=True
-        ):
+        for url, (status, result) in zip(self.config.urls, await self._gather(jobs), strict=True):
             self._status[url] = status
             results.append(result)
         return results

@@ -122,7 +122,15 @@ async def test_catalog_from_a_url_only_and_metrics_scraped(
         broker_url=f"mqtt://127.0.0.1:{free_port()}",  # nobody listens: telemetry queues
         extra_sinks=[InMemorySink(clock, "demo")],
     )
-    task = await start_daemon(daemon, clock)
+    task = asyncio.create_task(daemon.run())
+    await drive(
+        clock,
+        task,
+        condition=lambda: daemon.state == "ready",
+        step_s=0.05,
+        limit_s=120,
+        before_step=daemon.refresher.fetched,
+    )
     try:
         assert served.requests == 1
         assert daemon.catalog is not None
