@@ -171,9 +171,9 @@ _FAULT_POLL_S: Final = 0.25
 """How often a track in progress checks its devices (a faulted link is an alarm at once)."""
 _DRAIN_REAL_S: Final = 5.0
 _EMITTER_SPAN: Final = timedelta(hours=12)
-"""How far ahead the simulated skies are put on the air. The link model samples an emitter's
-whole span at 1 s on first use: 400 days of it took 24 GB (found by bench/soak.py). The
-skies are rebuilt before the span runs out (see :meth:`Daemon._replan`)."""
+"""How far ahead the simulated skies are put on the air; they are rebuilt before the span
+runs out (see :meth:`Daemon._replan`). The link model samples truth in bounded windows, so
+the span costs no memory (a 400-day span once took 24 GB, found by bench/soak.py)."""
 _HISTORY: Final = timedelta(hours=6)
 """Finished tracks are kept this long in the job lists (the schedule shows what is ahead)."""
 

@@ -33,6 +33,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from controller.config import ConfigError, GroundlinkConfig, RotatorConfig, load_config
+from controller.daemon import DaemonError, rotator_capabilities
 from firmware_bridge.clock import SystemClock
 from firmware_bridge.drivers.base import (
     DriverKind,
@@ -143,24 +144,11 @@ def _flag_device(
 
 
 def _rotator_capabilities(rot: RotatorConfig, where: str) -> RotatorCapabilities:
-    """The config's limits, rates and park on top of the driver's (resolution, readback)."""
-    cls = get_driver("rotator", rot.driver)
-    assert issubclass(cls, RotatorDriver)
+    """The config's limits, rates and park on top of the driver's (the daemon's rule)."""
     try:
-        return cls.default_capabilities.replace(
-            az_min_deg=rot.az_min_deg,
-            az_max_deg=rot.az_max_deg,
-            el_min_deg=rot.el_min_deg,
-            el_max_deg=rot.el_max_deg,
-            az_rate_deg_s=rot.slew_az_deg_s,
-            el_rate_deg_s=rot.slew_el_deg_s,
-            az_accel_deg_s2=rot.accel_az_deg_s2,
-            el_accel_deg_s2=rot.accel_el_deg_s2,
-            park_az_deg=rot.park_az_deg,
-            park_el_deg=rot.park_el_deg,
-        )
-    except ValueError as exc:
-        raise HamlibServeError(f"{where}: {exc}", EXIT_CONFIG) from None
+        return rotator_capabilities(rot, where)
+    except DaemonError as exc:
+        raise HamlibServeError(str(exc), exc.exit_code) from None
 
 
 def _config_devices(path: Path, cfg: GroundlinkConfig, simulated: bool) -> list[_Device]:
