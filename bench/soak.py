@@ -75,6 +75,11 @@ FAULTS = (
     "bad-commands",
     "clock-jump",
     "task-crash",
+    "rotator-vanish",
+    "radio-vanish",
+    "bad-tle-reload",
+    "bad-config-reload",
+    "log-full",
 )
 
 
@@ -215,6 +220,11 @@ class Soak:
     due: set[tuple[str, int, datetime]] = field(default_factory=set)
     kills: int = 0
     broker_down: bool = False
+    path: Path = Path()
+    """The daemon's config file (the bad-config-reload fault rewrites it for a while)."""
+    work: Path = Path()
+    reloading: bool = False
+    """A bad file is in place (one reload fault at a time)."""
 
     # -- invariants --------------------------------------------------------------------
     def check_commands(self) -> None:
@@ -368,6 +378,122 @@ class Soak:
             self.add(kind, f"{ant.id}: next track raises", 6 * 3600, lambda: len(
                 [o for o in d.outcomes if o.antenna == ant.id and o.status == "executed"]
             ) > executed + 1)  # fmt: skip
+        elif kind in ("rotator-vanish", "radio-vanish"):
+            await self._vanish(kind, ant.id)
+        elif kind in ("bad-tle-reload", "bad-config-reload"):
+            if not self.reloading:
+                self._bad_file(kind)
+        elif kind == "log-full":
+            self._log_full(ant.id)
+
+    def _executed(self, antenna: str) -> int:
+        return sum(
+            1 for o in self.daemon.outcomes if o.antenna == antenna and o.status == "executed"
+        )
+
+    async def _vanish(self, kind: str, antenna: str) -> None:
+        """Scenarios 1 and 2: the device goes away for 2 minutes (pass or not), then returns."""
+        d = self.daemon
+        ant = d.antennas[antenna]
+        if kind == "rotator-vanish":
+            name, alarm = f"{antenna}-rotator", f"antenna-{antenna}"
+            driver: Any = ant.rotator
+        else:
+            if ant.radio is None or ant.radio_id is None:
+                return
+            name, alarm, driver = ant.radio_id, f"radio-{ant.radio_id}", ant.radio
+        server = d.sim_servers[name]
+        if not server.up:
+            return
+        await server.drop()
+        executed = self._executed(antenna)
+        self.later(120.0, server.restore)
+        # Recovered: reconnected, no alarm left, and the antenna went on to execute a track.
+        self.add(kind, f"{name}: gone 2 min", 6 * 3600, lambda: (
+            server.up and driver.state in (DriverState.OK, DriverState.DEGRADED)
+            and alarm not in d.alarms.active and self._executed(antenna) > executed
+        ))  # fmt: skip
+
+    def _bad_file(self, kind: str) -> None:
+        """Scenarios 11 and 12 on reload: a bad element file or config for 30 minutes."""
+        d = self.daemon
+        self.reloading = True
+        if kind == "bad-tle-reload":
+            target = self.work / "tle" / "jp_groups.tle"
+            good = target.read_text()
+            lines = good.splitlines()
+            l1 = lines[1]
+            lines[1] = l1[:68] + str((int(l1[68]) + 1) % 10)  # checksum off by one
+            lines[5] = lines[5][:40]  # truncated line 2
+            target.write_text("\n".join(lines) + "\n")
+            alarm, expect = "catalog-errors", "2 element sets dropped"
+        else:
+            target = self.path
+            good = target.read_text()
+            target.write_text(good.replace("az_max_deg = 450.0", "az_max_deg = -10.0", 1))
+            alarm, expect = "config-rejected", "az_max_deg"
+        config = d.config
+        plans = d.plans
+        d.alarms.clear(alarm)
+        d.request_reload()
+        seen: dict[str, bool] = {}
+
+        def reported() -> bool:
+            active = d.alarms.active.get(alarm)
+            if active is not None and expect in active.message:
+                seen["alarm"] = True
+            return seen.get("alarm", False)
+
+        async def restore() -> None:
+            target.write_text(good)
+            d.request_reload()
+            self.reloading = False
+
+        self.later(1800.0, restore)
+        check: Callable[[], bool]
+        if kind == "bad-tle-reload":
+            # The bad sets named, the rest re-planned; after the restore the alarm clears.
+            def check() -> bool:
+                return (
+                    reported()
+                    and d.plans > plans
+                    and not self.reloading
+                    and alarm not in d.alarms.active
+                )
+        else:
+            # The old config kept while the bad file is there; the alarm clears after it.
+            check = self._config_check(alarm, config, reported)
+        self.add(kind, target.name, 3600, check)
+
+    def _config_check(
+        self, alarm: str, config: Any, reported: Callable[[], bool]
+    ) -> Callable[[], bool]:
+        d = self.daemon
+        kept = {"ok": True}
+
+        def check() -> bool:
+            if self.reloading and d.config is not config:
+                kept["ok"] = False  # the bad config was applied: never recovers
+            return kept["ok"] and reported() and not self.reloading and alarm not in d.alarms.active
+
+        return check
+
+    def _log_full(self, antenna: str) -> None:
+        """Scenario 16: an hour of info logs to /dev/full; tracking goes on."""
+        full = open("/dev/full", "w")  # noqa: SIM115 -- closed by the restore below
+        configure_logging("info", json_lines=True, stream=full)
+        logging.disable(logging.NOTSET)
+        executed = self._executed(antenna)
+
+        async def restore() -> None:
+            configure_logging("critical", json_lines=True, stream=sys.stderr)
+            logging.disable(logging.CRITICAL)
+            with contextlib.suppress(OSError):
+                full.close()
+
+        self.later(3600.0, restore)
+        self.add("log-full", "info logs to /dev/full for 1 h", 3600,
+                 lambda: self._executed(antenna) > executed)  # fmt: skip
 
 
 def _trace_diff(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int) -> None:
@@ -396,9 +522,12 @@ async def soak(
     logging.disable(logging.CRITICAL)
     work = Path(tempfile.mkdtemp(prefix="groundlink-soak-"))
     text = (ROOT / "configs" / "simulated.toml").read_text()
-    text = text.replace('"../seeds/', f'"{ROOT}/seeds/').replace(
-        "embedded = true", "embedded = false"
-    )
+    # The element files are copies here: the bad-tle-reload fault corrupts one for a while.
+    (work / "tle").mkdir()
+    for tle in (ROOT / "seeds" / "tle").glob("*.tle"):
+        shutil.copy(tle, work / "tle" / tle.name)
+    text = text.replace('"../seeds/tle/', f'"{work}/tle/').replace('"../seeds/', f'"{ROOT}/seeds/')
+    text = text.replace("embedded = true", "embedded = false")
     text = re.sub(r'(?m)^policy = "\w+"', f'policy = "{policy}"', text)
     path = work / "station.toml"
     path.write_text(text)
@@ -431,7 +560,7 @@ async def _soak(
     )
     daemon = Daemon(load_config(path), clock=clock, config_path=path, settings=settings,
                     broker_url=broker.url)  # fmt: skip
-    state = Soak(daemon, clock, broker, observer, random.Random(seed))
+    state = Soak(daemon, clock, broker, observer, random.Random(seed), path=path, work=work)
     task = asyncio.get_running_loop().create_task(daemon.run())
     real0, cpu0 = time.perf_counter(), time.process_time()
     # Run length and days on the monotonic clock: the clock-jump fault moves now().

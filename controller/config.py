@@ -36,6 +36,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -46,7 +48,7 @@ from controller.errors import ConfigError
 from controller.orbit.mask import HorizonMask, MaskError
 from controller.orbit.predictor import Station
 from controller.telemetry.config import MqttConfig
-from controller.tracking.config import TrackingConfig
+from controller.tracking.config import SatelliteLinkConfig, TrackingConfig, expand_norad_ranges
 
 __all__ = [
     "ENV_PREFIX",
@@ -247,7 +249,7 @@ class RadioConfig(_Model):
 
 
 class SatelliteConfig(_Model):
-    """What the station wants from one satellite."""
+    """What the station wants from one satellite (in the file: or from a range of them)."""
 
     norad_id: Annotated[int, Field(ge=1, le=339999)]
     weight: Annotated[float, Field(ge=0.0, le=1000.0)] = 1.0
@@ -257,6 +259,12 @@ class SatelliteConfig(_Model):
     required_contacts_per_day: Annotated[int, Field(ge=0)] = 0
     downlink_hz: Annotated[float, Field(gt=0.0)] | None = None
     uplink_hz: Annotated[float, Field(gt=0.0)] | None = None
+    _entry: str | None = PrivateAttr(default=None)
+
+    @property
+    def entry(self) -> str | None:
+        """Where this entry stands in the file (e.g. ``satellites[0] (norad_ids 1..9)``)."""
+        return self._entry
 
 
 class ReservationConfig(_Model):
@@ -294,20 +302,36 @@ class GroundlinkConfig(_Model):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _tracking_at_top(cls, data: Any) -> Any:
+    def _file_layout(cls, data: Any, handler: ModelWrapValidatorHandler[GroundlinkConfig]) -> Any:
         # DaemonConfig carries the tracking settings for the daemon, but the file keeps them
         # in one place only: the top-level [tracking] table.
         if not isinstance(data, dict):
-            return data
+            return handler(data)
         daemon = data.get("daemon")
         if isinstance(daemon, dict) and "tracking" in daemon:
             raise ValueError(
                 "daemon.tracking: the tracking settings go in the top-level [tracking] table "
                 "(e.g. [tracking.pointing], [[tracking.satellites]]), not under [daemon]"
             )
-        return _with_satellite_frequencies(data)
+        data = dict(data)
+        labels: list[str] = []
+        if "satellites" in data:
+            data["satellites"] = expand_norad_ranges(
+                data["satellites"], "satellites", SatelliteConfig, labels
+            )
+        tracking = data.get("tracking")
+        if isinstance(tracking, dict) and "satellites" in tracking:
+            links = expand_norad_ranges(
+                tracking["satellites"], "tracking.satellites", SatelliteLinkConfig
+            )
+            data["tracking"] = {**tracking, "satellites": links}
+        model = handler(_with_satellite_frequencies(data))
+        # Where each (possibly range-expanded) entry stands in the file, for later errors.
+        for sat, label in zip(model.satellites, labels, strict=False):
+            sat._entry = label
+        return model
 
     @model_validator(mode="after")
     def _references(self) -> GroundlinkConfig:

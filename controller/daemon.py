@@ -35,7 +35,7 @@ import os
 import re
 import socket
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -132,6 +132,7 @@ from firmware_bridge.drivers.rotator import (
 from firmware_bridge.errors import BridgeError, LimitError
 from firmware_bridge.link import LinkState as DeviceLinkState
 from firmware_bridge.simulators import create_simulator
+from firmware_bridge.simulators.base import SimServer
 from firmware_bridge.simulators.rotator import RotatorTwin
 from firmware_bridge.transports import LoopRegistry, parse_serial_url, parse_tcp_url
 
@@ -171,6 +172,10 @@ _FAULT_POLL_S: Final = 0.25
 """How often a track in progress checks its devices (a faulted link is an alarm at once)."""
 _DRAIN_REAL_S: Final = 5.0
 _EMITTER_SPAN: Final = timedelta(hours=12)
+OUTCOMES_KEPT: Final = 20_000
+"""Track outcomes kept in memory: ~4 months of a busy two-antenna station (~150/day)."""
+ALARMS_KEPT: Final = 2_000
+"""Alarms kept in the in-memory history (the log and MQTT carry every one)."""
 """How far ahead the simulated skies are put on the air; they are rebuilt before the span
 runs out (see :meth:`Daemon._replan`). The link model samples truth in bounded windows, so
 the span costs no memory (a 400-day span once took 24 GB, found by bench/soak.py)."""
@@ -340,7 +345,8 @@ class AlarmBook:
         self._clock = clock
         self._on_change = on_change
         self.active: dict[str, Alarm] = {}
-        self.history: list[Alarm] = []
+        self.history: deque[Alarm] = deque(maxlen=ALARMS_KEPT)
+        """The most recent alarms raised (a daemon runs for months: bounded)."""
 
     def raise_(
         self, alarm_id: str, severity: Severity, message: str, source: str | None = None
@@ -611,8 +617,12 @@ class Daemon:
             beam_half_deg={a.id: a.beamwidth_deg / 2 for a in config.antennas}
         )
         self._extra_sinks = list(extra_sinks)
+        self.sim_servers: dict[str, SimServer] = {}
+        """The simulated devices' servers by device name (``<antenna>-rotator``, radio id):
+        fault injection (tests, the soak) unplugs and replugs a device through them."""
         self.alarms = AlarmBook(clock, self._alarms_changed)
-        self.outcomes: list[TrackOutcome] = []
+        self.outcomes: deque[TrackOutcome] = deque(maxlen=OUTCOMES_KEPT)
+        """The most recent track outcomes (bounded: the daemon runs for months)."""
         self.state: StationState = "starting"
         self.paused = False
         self.schedule: Schedule | None = None
@@ -828,6 +838,7 @@ class Daemon:
                     twin = made
                     server = await twin.serve_loop(registry, f"{acfg.id}-rotator")
                     stack.push_async_callback(server.close)
+                    self.sim_servers[f"{acfg.id}-rotator"] = server
                     url = server.url
                 elif not url:
                     raise DaemonError(
@@ -878,6 +889,7 @@ class Daemon:
                     rtwin = create_simulator("radio", cls.twin, clock=self.clock, **options)
                     server = await rtwin.serve_loop(registry, f"{rcfg.id}-radio")
                     stack.push_async_callback(server.close)
+                    self.sim_servers[rcfg.id] = server
                     url = server.url
                 elif not url:
                     raise DaemonError(

@@ -387,3 +387,57 @@ def test_config_error_survives_pickling() -> None:
     assert error.source == "a.toml"
     assert error.problems == ["x: bad", "y: worse"]
     assert str(error) == "a.toml: x: bad\na.toml: y: worse"
+
+
+RANGES = """
+[[satellites]]
+norad_ids = [100, 104]
+weight = 2.0
+downlink_hz = 437.0e6
+
+[[satellites]]
+norad_id = 102
+weight = 9.0
+
+[[tracking.satellites]]
+norad_ids = [100, 104]
+eirp_dbw = 3.0
+"""
+
+
+def test_norad_ranges_expand_and_single_entries_override(tmp_path: Path) -> None:
+    """A norad_ids range gives each satellite the entry; a single norad_id entry wins."""
+    cfg = load_config(_write(tmp_path, GOOD + RANGES))
+    weights = {s.norad_id: s.weight for s in cfg.satellites}
+    assert weights == {100: 2.0, 101: 2.0, 102: 9.0, 103: 2.0, 104: 2.0}
+    # The link entries of the range get the range's frequencies from [[satellites]]...
+    assert cfg.tracking.satellite(103).eirp_dbw == 3.0
+    assert cfg.tracking.satellite(103).downlink_hz == 437.0e6
+    # ...and the single [[satellites]] entry (no frequency) does not inherit the range's.
+    assert next(s for s in cfg.satellites if s.norad_id == 102).downlink_hz is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("norad_ids = [5, 3]", "satellites[0].norad_ids = [5, 3]: expected [first, last]"),
+        ("norad_ids = [1, 400000]", "<= 339999"),
+        ("norad_ids = [1, 3]\nnorad_id = 2", "satellites[0]: give norad_id or norad_ids"),
+        ("norad_ids = [1, 3]\nweight = -1.0", "satellites[0] (norad_ids 1..3): weight = -1.0"),
+        ("norad_ids = [1, 3]\n\n[[satellites]]\nnorad_ids = [3, 4]", "NORAD 3 is also in"),
+    ],
+)
+def test_bad_norad_ranges_are_named_once(tmp_path: Path, entry: str, expected: str) -> None:
+    """A bad range, a bad value in a range entry or overlapping ranges: one precise error."""
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, GOOD + "[[satellites]]\n" + entry + "\n"))
+    message = str(info.value)
+    assert expected in message
+    assert message.count("weight") <= 1  # reported for the range, not once per satellite
+
+
+def test_tracking_config_alone_expands_ranges() -> None:
+    """load_tracking_config accepts norad_ids ranges too."""
+    cfg = load_tracking_config({"satellites": [{"norad_ids": [7, 9], "eirp_dbw": 4.0}]})
+    assert [s.norad_id for s in cfg.satellites] == [7, 8, 9]
+    assert cfg.satellite(8).eirp_dbw == 4.0

@@ -684,15 +684,15 @@ def satellites_from_config(
     known = {e.norad_id: e for e in entries}
     by_id: dict[int, Any] = {}
     for i, cfg in enumerate(configured):
+        # A range entry's satellites are named by the entry in the file, not a list index.
+        entry = getattr(cfg, "entry", None) or f"satellites[{i}]"
         if cfg.norad_id not in known:
             raise SchedulerInputError(
-                f"{source}: satellites[{i}].norad_id = {cfg.norad_id}: not in the catalog "
+                f"{source}: {entry}.norad_id = {cfg.norad_id}: not in the catalog "
                 f"({len(known)} satellites loaded); check the id or add its TLE file"
             )
         if cfg.norad_id in by_id:
-            raise SchedulerInputError(
-                f"{source}: satellites[{i}].norad_id = {cfg.norad_id}: listed twice"
-            )
+            raise SchedulerInputError(f"{source}: {entry}.norad_id = {cfg.norad_id}: listed twice")
         by_id[cfg.norad_id] = cfg
     out: list[Satellite] = []
     for e in entries:

@@ -176,6 +176,85 @@ class DopplerSettings(_Model):
     """How often the radio's frequencies are read back to notice the operator's dial."""
 
 
+NORAD_ID_MAX = 339999
+"""Largest catalogue number a TLE's five characters can carry (Alpha-5 'Z9999')."""
+
+
+def expand_norad_ranges(
+    entries: Any, where: str, model: type[BaseModel], labels: list[str] | None = None
+) -> Any:
+    """Expand entries with ``norad_ids = [first, last]`` into one entry per catalogue number.
+
+    Why: a constellation layer has hundreds of satellites sharing a band and a link budget;
+    one entry for the layer beats hundreds of copies. An entry with a single ``norad_id``
+    overrides the range for that satellite, wherever it stands. The range entry itself is
+    validated once (as ``model``), so a bad value is reported once, at the range's own
+    index, not once per satellite. Malformed lists are left for the schema to report.
+    When the list has ranges, single entries are validated here too, so that every error
+    names the entry's index in the file (the expanded list's indices differ).
+
+    ``labels`` (if given) receives one label per returned entry naming where it came from
+    in the file, e.g. ``satellites[2]`` or ``satellites[0] (norad_ids 80001..80144)``.
+    """
+    if not isinstance(entries, list):
+        return entries
+    if not any(isinstance(e, dict) and "norad_ids" in e for e in entries):
+        if labels is not None:
+            labels.extend(f"{where}[{i}]" for i in range(len(entries)))
+        return entries
+    singles = {e.get("norad_id") for e in entries if isinstance(e, dict) and "norad_ids" not in e}
+    claimed: dict[int, int] = {}
+    out: list[Any] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "norad_ids" not in entry:
+            _check_entry(model, entry, f"{where}[{i}]")
+            out.append(entry)
+            if labels is not None:
+                labels.append(f"{where}[{i}]")
+            continue
+        ids = entry["norad_ids"]
+        if "norad_id" in entry:
+            raise ValueError(f"{where}[{i}]: give norad_id or norad_ids = [first, last], not both")
+        if not (
+            isinstance(ids, list)
+            and len(ids) == 2
+            and all(type(n) is int for n in ids)
+            and 1 <= ids[0] <= ids[1] <= NORAD_ID_MAX
+        ):
+            raise ValueError(
+                f"{where}[{i}].norad_ids = {ids!r}: expected [first, last], whole numbers "
+                f"with 1 <= first <= last <= {NORAD_ID_MAX}"
+            )
+        template = {k: v for k, v in entry.items() if k != "norad_ids"}
+        label = f"{where}[{i}] (norad_ids {ids[0]}..{ids[1]})"
+        _check_entry(model, {**template, "norad_id": ids[0]}, label)
+        for norad_id in range(ids[0], ids[1] + 1):
+            if norad_id in claimed:
+                raise ValueError(
+                    f"{where}[{i}].norad_ids: NORAD {norad_id} is also in "
+                    f"{where}[{claimed[norad_id]}].norad_ids; ranges must not overlap"
+                )
+            claimed[norad_id] = i
+            if norad_id not in singles:
+                out.append({**template, "norad_id": norad_id})
+                if labels is not None:
+                    labels.append(label)
+    return out
+
+
+def _check_entry(model: type[BaseModel], entry: Any, label: str) -> None:
+    """Validate one entry as ``model``; ValueError naming ``label``, each key, value, rule."""
+    try:
+        model.model_validate(entry)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(entry)'} = {err.get('input')!r}: "
+            f"{err['msg']}"
+            for err in exc.errors()
+        )
+        raise ValueError(f"{label}: {problems}") from None
+
+
 class TrackingConfig(_Model):
     """All tracking settings of a station."""
 
@@ -184,6 +263,15 @@ class TrackingConfig(_Model):
     antennas: dict[str, AntennaLinkConfig] = Field(default_factory=dict)
     """Per antenna id; antennas not listed use the defaults."""
     satellites: list[SatelliteLinkConfig] = Field(default_factory=list)
+    """Per satellite (``norad_id``) or per range of them (``norad_ids = [first, last]``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ranges(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "satellites" in data:
+            sats = expand_norad_ranges(data["satellites"], "satellites", SatelliteLinkConfig)
+            return {**data, "satellites": sats}
+        return data
 
     @model_validator(mode="after")
     def _unique(self) -> TrackingConfig:

@@ -66,6 +66,11 @@ _MIN_AIRMASS_EL_DEG: Final = 3.0
 _MAIN_LOBE_DB: Final = 12.0
 _TRUTH_STEP_S: Final = 1.0
 TRUTH_WINDOW_S: Final = 1800.0
+_GATE_STEP_S: Final = 30.0
+_GATE_EL_DEG: Final = -15.0
+"""A window whose 30 s samples all lie below -15 deg holds no moment above -1 deg (where a
+signal counts): a LEO satellite near the horizon climbs well under 1 deg/s, so 14 deg in
+the 15 s to the nearest sample is out of reach."""
 """The simulated sky is propagated in windows this long, one at a time per emitter: memory
 and the cost of one propagation stay bounded whatever span an emitter is on the air for."""
 
@@ -244,7 +249,7 @@ class LinkSignalModel:
         self._emitters = sorted(emitters, key=lambda e: e.start)
         # One window per emitter (the one last read): time moves forward, so the previous
         # window is not needed again, and an emitter off the air holds none.
-        self._windows: dict[Emitter, tuple[int, SkyTrack]] = {}
+        self._windows: dict[Emitter, tuple[int, SkyTrack | None]] = {}
         self.noise_floor_db = noise_floor_db
 
     def add(self, emitter: Emitter) -> None:
@@ -252,8 +257,9 @@ class LinkSignalModel:
         self._emitters.append(emitter)
         self._emitters.sort(key=lambda e: e.start)
 
-    def _track(self, emitter: Emitter, now: datetime) -> SkyTrack:
-        """The emitter's true track over the window holding ``now``, propagated once.
+    def _track(self, emitter: Emitter, now: datetime) -> SkyTrack | None:
+        """The emitter's true track over the window holding ``now``, propagated once (None:
+        below the horizon all through the window).
 
         Why not one propagation per reading: a single-time call costs a millisecond, and the
         meter is read every second; 1 s samples interpolated on the unit sphere are within
@@ -267,14 +273,27 @@ class LinkSignalModel:
         # Full-length windows even past ``end``: the geometry is real there too, and a short
         # last window could be shorter than one step.
         window_start = emitter.start + timedelta(seconds=index * TRUTH_WINDOW_S)
-        track = SkyTrack.sample(
+        window_end = window_start + timedelta(seconds=TRUTH_WINDOW_S)
+        # A constellation puts hundreds of emitters on the air, most of them below the
+        # horizon: a coarse look first spares them the fine sampling.
+        coarse = SkyTrack.sample(
             self._predictor,
             self._station,
             emitter.norad_id,
             window_start,
-            window_start + timedelta(seconds=TRUTH_WINDOW_S),
-            step_s=_TRUTH_STEP_S,
+            window_end,
+            step_s=_GATE_STEP_S,
         )
+        track: SkyTrack | None = None
+        if float(np.max(coarse.el_deg)) >= _GATE_EL_DEG:
+            track = SkyTrack.sample(
+                self._predictor,
+                self._station,
+                emitter.norad_id,
+                window_start,
+                window_end,
+                step_s=_TRUTH_STEP_S,
+            )
         self._windows[emitter] = (index, track)
         return track
 
@@ -289,6 +308,8 @@ class LinkSignalModel:
                 self._windows.pop(emitter, None)
                 continue
             track = self._track(emitter, now)
+            if track is None:
+                continue
             point = track.point(track.at_time(now))
             if point.el_deg < -1.0:
                 continue

@@ -105,6 +105,9 @@ class SkyTrack:
     tca_s: float
     _t_list: list[float] = field(init=False, repr=False, compare=False)
     _vec: FloatArray = field(init=False, repr=False, compare=False)
+    _seg: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    """The last interpolation segment as Python floats: the control loop asks for the same
+    1 s segment ten times in a row, and numpy scalar indexing costs more than the maths."""
 
     def __post_init__(self) -> None:
         """Check the grid and cache what interpolation needs."""
@@ -123,6 +126,7 @@ class SkyTrack:
                 f"in order within the samples {self.t_s[0]}..{self.t_s[-1]}"
             )
         object.__setattr__(self, "_t_list", [float(t) for t in self.t_s])
+        object.__setattr__(self, "_seg", (-1.0,))
         object.__setattr__(self, "_vec", unit_vector(self.az_deg, self.el_deg))
 
     # -- construction ----------------------------------------------------------------
@@ -236,16 +240,24 @@ class SkyTrack:
         i = min(max(bisect.bisect_right(ts, t_s) - 1, 0), len(ts) - 2)
         t0, t1 = ts[i], ts[i + 1]
         w = min(max((t_s - t0) / (t1 - t0), 0.0), 1.0)
-        a, b = self._vec[i], self._vec[i + 1]
-        x = float(a[0] + w * (b[0] - a[0]))
-        y = float(a[1] + w * (b[1] - a[1]))
-        z = float(a[2] + w * (b[2] - a[2]))
+        seg = self._seg  # one immutable tuple, replaced whole: safe for concurrent readers
+        if seg[0] != i:
+            seg = (
+                float(i),
+                *self._vec[i].tolist(),
+                *self._vec[i + 1].tolist(),
+                *self.range_km[i : i + 2].tolist(),
+                *self.range_rate_km_s[i : i + 2].tolist(),
+            )
+            object.__setattr__(self, "_seg", seg)
+        _, ax, ay, az_, bx, by, bz, r0, r1, rr0, rr1 = seg
+        x = ax + w * (bx - ax)
+        y = ay + w * (by - ay)
+        z = az_ + w * (bz - az_)
         norm = math.sqrt(x * x + y * y + z * z) or 1.0
         az = math.degrees(math.atan2(x, y)) % 360.0
         el = math.degrees(math.asin(max(-1.0, min(1.0, z / norm))))
-        rng = float(self.range_km[i] + w * (self.range_km[i + 1] - self.range_km[i]))
-        rr0, rr1 = self.range_rate_km_s[i], self.range_rate_km_s[i + 1]
-        return SkyPoint(az, el, rng, float(rr0 + w * (rr1 - rr0)))
+        return SkyPoint(az, el, r0 + w * (r1 - r0), rr0 + w * (rr1 - rr0))
 
     def directions(self, t_s: Sequence[float] | FloatArray) -> tuple[FloatArray, FloatArray]:
         """Interpolated (az_deg, el_deg) at many times (vectorised)."""

@@ -80,7 +80,7 @@ async def test_broker_killed_for_ten_minutes_mid_pass(
         before = len(daemon.outcomes)
         await broker.kill()
         await drive(clock, task, until=clock.now() + timedelta(minutes=10), step_s=1.0)
-        during = daemon.outcomes[before:]
+        during = list(daemon.outcomes)[before:]
         assert [o.status for o in during if o.status == "executed"], "no track ended offline"
         assert not [o for o in during if o.status == "aborted"]
         await broker.start()

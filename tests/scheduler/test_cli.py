@@ -68,13 +68,13 @@ def test_unknown_satellite_in_priorities(
     cfg = _config(tmp_path, "norad_id = 81301", "norad_id = 12345")
     assert schedule_command(cfg, [], START, 1.0, None, "table") == 78
     err = capsys.readouterr().err
-    assert "satellites[1].norad_id = 12345" in err
+    assert "satellites[5].norad_id = 12345" in err  # its index in the file
     assert "not in the catalog" in err
 
 
 def test_antenna_without_capabilities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An antenna whose bands_hz is empty is refused, naming the antenna."""
-    cfg = _config(tmp_path, "bands_hz = [[2.2e9, 2.3e9]]", "bands_hz = []")
+    cfg = _config(tmp_path, "bands_hz = [[435.0e6, 438.0e6], [2.2e9, 2.3e9]]", "bands_hz = []")
     assert schedule_command(cfg, [], START, 1.0, None, "table") == 78
     err = capsys.readouterr().err
     assert "antennas[1]" in err

@@ -237,10 +237,12 @@ def test_horizon_of_zero_and_naive_times_are_refused(catalog: Catalog) -> None:
 def test_config_inputs_unknown_satellite_and_antenna_without_bands(catalog: Catalog) -> None:
     """A priority for a satellite not in the catalog, and an antenna with no bands, fail."""
     cfg = load_config(ROOT / "configs" / "simulated.toml")
-    bad_sat = cfg.satellites[0].model_copy(update={"norad_id": 12345})
-    with pytest.raises(SchedulerInputError, match=r"satellites\[0\].norad_id = 12345"):
+    single = next(s for s in cfg.satellites if s.norad_id == 80001)  # its own entry
+    bad_sat = single.model_copy(update={"norad_id": 12345})
+    with pytest.raises(SchedulerInputError, match=r"satellites\[4\].norad_id = 12345"):
         satellites_from_config(list(catalog), [bad_sat], source="x.toml")
-    sats = satellites_from_config(list(catalog), cfg.satellites, default_weight=2.0)
+    # Only 80001 configured: every other satellite takes the default weight.
+    sats = satellites_from_config(list(catalog), [single], default_weight=2.0)
     assert {s.norad_id: s.weight for s in sats}[80001] == 5.0
     assert {s.norad_id: s.weight for s in sats}[80002] == 2.0
     no_bands = cfg.antennas[0].model_copy(update={"bands_hz": []})
