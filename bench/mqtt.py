@@ -14,7 +14,14 @@ measured is the publisher and the broker, not a client library's per-message cos
 Latency is ``perf_counter`` at ``sink.send()`` to ``perf_counter`` when the packet's
 bytes arrive at the subscriber (CLOCK_MONOTONIC, shared by both processes on Linux).
 
-    .venv/bin/python bench/mqtt.py [--n 50000] [--rate 5000] [--seconds 3] [--skip-embedded]
+Each row also gives CPU time per message delivered, which a loaded machine skews far
+less than rates and latencies: ``pub`` is this process from the first ``send()`` to the
+flush after the last acknowledgement (encoding included, and for the embedded broker the
+broker too), ``broker`` the Mosquitto process over the same span, ``sub`` the subscriber
+process after its SUBACK. ``--inflight`` overrides ``mqtt.max_inflight``.
+
+    .venv/bin/python bench/mqtt.py [--n 50000] [--rate 5000] [--seconds 3] [--inflight N]
+                                   [--skip-embedded]
 """
 
 from __future__ import annotations
@@ -68,23 +75,25 @@ def _string(s: str) -> bytes:
     return struct.pack("!H", len(raw)) + raw
 
 
-async def _subscriber(port: int, topic: str, expected: int, idle_s: float) -> None:
-    """Subscribe to ``topic`` (QoS 1), record arrival time and seq of each PUBLISH."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    sock = writer.get_extra_info("socket")
+def _subscriber(port: int, topic: str, expected: int, idle_s: float) -> None:
+    """Subscribe to ``topic`` (QoS 1), record arrival time and seq of each PUBLISH.
+
+    A blocking socket and no event loop: the process does nothing else, and the less CPU
+    it takes, the less it competes with the publisher and the broker it measures.
+    """
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10.0)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     body = b"\x00\x04MQTT\x04\x02\x00\x00" + _string(f"bench-sub-{os.getpid()}")
-    writer.write(b"\x10" + _varint(len(body)) + body)
     sub = b"\x00\x01" + _string(topic) + b"\x01"
-    writer.write(b"\x82" + _varint(len(sub)) + sub)
-    await writer.drain()
+    sock.sendall(b"\x10" + _varint(len(body)) + body + b"\x82" + _varint(len(sub)) + sub)
     buf = bytearray()
     seqs: list[int] = []
     times: list[float] = []
     ready = False
+    cpu_ready_s = 0.0
     while len(seqs) < expected:
         try:
-            chunk = await asyncio.wait_for(reader.read(1 << 20), idle_s if ready else 10.0)
+            chunk = sock.recv(1 << 20)
         except TimeoutError:
             break
         if not chunk:
@@ -126,13 +135,16 @@ async def _subscriber(port: int, topic: str, expected: int, idle_s: float) -> No
                     times.append(now)
             elif kind == 9 and not ready:  # SUBACK
                 ready = True
+                cpu_ready_s = time.process_time()  # start-up (imports) is not counted
+                sock.settimeout(idle_s)
                 print("ready", flush=True)
             pos = end
         del buf[:pos]
         if acks:
-            writer.write(bytes(acks))
-    writer.close()
-    print(json.dumps({"seqs": seqs, "times": times}), flush=True)
+            sock.sendall(acks)
+    sock.close()
+    cpu_s = time.process_time() - cpu_ready_s
+    print(json.dumps({"seqs": seqs, "times": times, "cpu_s": cpu_s}), flush=True)
 
 
 # -- brokers --------------------------------------------------------------------------
@@ -195,6 +207,22 @@ class Result:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    # CPU time per message delivered (µs): this process (publisher, encoding included;
+    # for the embedded broker, the broker too), the Mosquitto process, the subscriber.
+    pub_cpu_us: float
+    broker_cpu_us: float | None
+    sub_cpu_us: float
+
+
+def _proc_cpu_s(pid: int | None) -> float | None:
+    """CPU time (user + system) of process ``pid`` so far, from /proc; None if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _phase(
@@ -206,6 +234,7 @@ async def _phase(
     n: int,
     rate: float | None,
     first: int,
+    broker_pid: int | None,
 ) -> Result:
     """Send ``n`` messages (seq first+1 .. first+n on ``topic``) and measure them."""
     sub = await asyncio.create_subprocess_exec(
@@ -224,6 +253,7 @@ async def _phase(
     clock = SystemClock()
     t_send: list[float] = []
     payload = make()
+    cpu0, broker0 = time.process_time(), _proc_cpu_s(broker_pid)
     t0 = time.perf_counter()
     if rate is None:
         for _ in range(n):
@@ -237,6 +267,8 @@ async def _phase(
                 publisher.send(payload)
             await clock.sleep(0.001)
     out, _ = await asyncio.wait_for(sub.communicate(), 120)
+    await asyncio.wait_for(publisher.flush(), 60)
+    cpu1, broker1 = time.process_time(), _proc_cpu_s(broker_pid)
     data = json.loads(out.decode().strip().splitlines()[-1])
     seqs: list[int] = data["seqs"]
     times: list[float] = data["times"]
@@ -258,17 +290,33 @@ async def _phase(
         p50_ms=statistics.median(lat),
         p99_ms=lat[min(len(lat) - 1, int(0.99 * len(lat)))],
         max_ms=lat[-1],
+        pub_cpu_us=(cpu1 - cpu0) / max(1, len(got)) * 1e6,
+        broker_cpu_us=(
+            (broker1 - broker0) / max(1, len(got)) * 1e6
+            if broker0 is not None and broker1 is not None
+            else None
+        ),
+        sub_cpu_us=float(data["cpu_s"]) / max(1, len(got)) * 1e6,
     )
 
 
 async def _run_broker(
-    label: str, url: str, port: int, n: int, rate: float, seconds: float
+    label: str,
+    url: str,
+    port: int,
+    n: int,
+    rate: float,
+    seconds: float,
+    *,
+    broker_pid: int | None,
+    inflight: int | None,
 ) -> list[Result]:
     cfg = MqttConfig(
         broker=url,
         outbox_events=max(100_000, 2 * n),
         outbox_stream_depth=max(100_000, 2 * n),
         reconnect_min_s=0.1,
+        **({} if inflight is None else {"max_inflight": inflight}),
     )
     publisher = MqttPublisher(cfg, STATION, SystemClock())
     pointing = lambda: Pointing(  # noqa: E731
@@ -300,10 +348,17 @@ async def _run_broker(
             ("paced qos1", event_topic, event, paced_n, rate),
         ):
             res = await _phase(
-                publisher, port, f"{label} {name}", topic, make, count, r, sent_on[topic]
+                publisher,
+                port,
+                f"{label} {name}",
+                topic,
+                make,
+                count,
+                r,
+                sent_on[topic],
+                broker_pid,
             )
             sent_on[topic] += count
-            await asyncio.wait_for(publisher.flush(), 60)
             results.append(res)
             print(_row(res), flush=True)
     return results
@@ -313,7 +368,9 @@ def _row(r: Result) -> str:
     return (
         f"{r.name:<24} sent {r.sent:>7} got {r.unique:>7} missing {r.missing:>5}  "
         f"{r.rate_msg_s:>9,.0f} msg/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
-        f"max {r.max_ms:7.2f} ms"
+        f"max {r.max_ms:7.2f} ms  cpu/msg pub {r.pub_cpu_us:5.1f} "
+        f"broker {'-' if r.broker_cpu_us is None else format(r.broker_cpu_us, '5.1f')} "
+        f"sub {r.sub_cpu_us:5.1f} µs"
     )
 
 
@@ -322,29 +379,50 @@ async def _main(args: argparse.Namespace) -> None:
     print(
         f"python {platform.python_version()} on {platform.machine()}, "
         f"{os.cpu_count()} CPUs, load average {load} (other processes skew these figures); "
-        f"N={args.n}, paced {args.rate:g} msg/s for {args.seconds:g} s"
+        f"N={args.n}, paced {args.rate:g} msg/s for {args.seconds:g} s, "
+        f"max_inflight {args.inflight or MqttConfig().max_inflight}"
     )
     with _Mosquitto() as mosq:
+        assert mosq.proc is not None
         await _run_broker(
-            "mosquitto", f"mqtt://127.0.0.1:{mosq.port}", mosq.port, args.n, args.rate, args.seconds
+            "mosquitto",
+            f"mqtt://127.0.0.1:{mosq.port}",
+            mosq.port,
+            args.n,
+            args.rate,
+            args.seconds,
+            broker_pid=mosq.proc.pid,
+            inflight=args.inflight,
         )
     if not args.skip_embedded:
         async with EmbeddedBroker(port=0, ws_port=None) as broker:
             n = max(1000, args.n // 10)
             rate = min(args.rate, 1000.0)
-            await _run_broker("embedded", broker.url, broker.tcp_port, n, rate, args.seconds)
+            await _run_broker(
+                "embedded",
+                broker.url,
+                broker.tcp_port,
+                n,
+                rate,
+                args.seconds,
+                broker_pid=None,  # in this process: its CPU is in the publisher's figure
+                inflight=args.inflight,
+            )
 
 
 def main() -> None:
     """Run the benchmark (or, with --subscriber, one subscriber process)."""
     if len(sys.argv) > 1 and sys.argv[1] == "--subscriber":
         port, topic, expected = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-        asyncio.run(_subscriber(port, topic, expected, idle_s=3.0))
+        _subscriber(port, topic, expected, idle_s=3.0)
         return
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--n", type=int, default=50_000, help="messages per burst phase")
     ap.add_argument("--rate", type=float, default=5000.0, help="paced phases: messages/s")
     ap.add_argument("--seconds", type=float, default=3.0, help="paced phases: duration")
+    ap.add_argument(
+        "--inflight", type=int, default=None, help="mqtt.max_inflight (default: the config's)"
+    )
     ap.add_argument("--skip-embedded", action="store_true")
     asyncio.run(_main(ap.parse_args()))
 

@@ -14,13 +14,18 @@ injected clock. Producers never wait for any of this: ``send()`` encodes the mes
 puts it in the outbox, connected or not, so the daemon starts and tracks with the broker
 down and catches up when it comes back.
 
-Why the pump hands packets to paho directly: aiomqtt 2 awaits each ``publish()`` on its
+Why the pump writes PUBLISH packets itself: aiomqtt 2 awaits each ``publish()`` on its
 own (an Event, a ``wait_for`` task and a scan of every pending call per message), which
-holds one publisher to about 4,000 messages/s here. paho's ``publish()`` queues the
-packet and reports the broker's acknowledgement through ``MQTTMessageInfo``, so the
-pump keeps up to ``max_inflight`` messages in paho and tracks acknowledgements in order
-(:class:`_PahoPipe`). aiomqtt still owns the connection, the will, TLS, subscriptions
-and incoming messages. aiomqtt 3 drops paho; this is the one place to revisit then.
+holds one publisher to about 4,000 messages/s here; paho's own ``publish()`` still
+makes a message-info object with a lock, one ``send`` system call and a callback with
+properties objects per message, and reads each 4-byte PUBACK with three ``recv`` calls
+in a loop iteration of its own. So each pump pass takes every message the in-flight
+window has room for, builds their PUBLISH packets and writes them in one ``send``;
+PUBACKs are read ahead and settled in bulk (:class:`_PahoPipe`). The pump keeps at most
+``max_inflight`` messages unacknowledged and retires them in order. aiomqtt (and paho
+under it) still owns the connection, the will, TLS, authentication, subscriptions,
+keepalive and incoming messages. aiomqtt 3 drops paho; this is the one place to revisit
+then.
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ import random
 import socket
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Self, cast
 
 import aiomqtt
+import paho.mqtt.client as paho_mqtt
 
 from controller.telemetry.commands import (
     COMMAND_MODELS,
@@ -56,9 +62,10 @@ __all__ = ["Backoff", "LinkState", "MqttPublisher", "PublisherStats"]
 
 _log = logging.getLogger(__name__)
 
-# Messages handed to paho per pump step before yielding to the event loop so that the
-# socket writer runs: large enough to amortise the loop, small enough to keep latency.
-_BATCH = 64
+# Messages written per pump pass (one socket write) before yielding to the event loop:
+# large enough to amortise the pass, small enough that producers and the reader of
+# acknowledgements run often (256 telemetry messages are about 80 KiB).
+_BATCH = 256
 
 
 class LinkState(StrEnum):
@@ -82,6 +89,9 @@ class PublisherStats:
     published: int = 0
     acknowledged: int = 0
     requeued: int = 0
+    writes: int = 0  # socket writes: each carries every message one pump pass had ready
+    writes_deferred: int = 0  # writes the socket could not take at once (broker behind)
+    unsendable: int = 0  # messages MQTT cannot carry (invalid topic name, too large)
     commands_received: int = 0
     last_error: str | None = None
     last_backoff_s: float | None = None
@@ -119,50 +129,209 @@ class Backoff:
         self._ceiling = self.min_s
 
 
-def _done(info: Any) -> bool:
-    """Whether paho reports the message written (QoS 0) or acknowledged (QoS 1).
-
-    ``is_published()`` raises for a message paho refused (rc > 0, e.g. not connected);
-    such a message is simply not done.
-    """
-    return bool(info.rc <= 0 and info.is_published())
-
-
 class _PipeBroken(Exception):
-    """paho refused a publish: the connection is gone."""
+    """The connection is gone: paho has no socket, or writing to it failed."""
+
+
+_PUBLISH = 0x30
+_MAX_REMAINING = 268_435_455  # the largest MQTT remaining length (4 varint bytes)
+_READ_AHEAD = 1 << 16
+
+
+class _Chunk:
+    """One socket write carrying several PUBLISH packets.
+
+    paho calls ``_set_as_published()`` on the ``info`` of a QoS 0 PUBLISH it finished
+    writing from its output queue; a chunk the socket could not take at once waits there
+    posing as one such packet, so it still reports when its last byte is out.
+    """
+
+    __slots__ = ("wake", "written")
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.written = False
+        self.wake = wake
+
+    def _set_as_published(self) -> None:
+        self.written = True
+        self.wake()
 
 
 class _PahoPipe:
-    """Publishes through the paho client inside an aiomqtt client, tracking acknowledgements.
+    """Publishes through the socket of the paho client inside an aiomqtt client.
 
-    QoS 0 messages count as done when written to the socket, QoS 1 when the broker's
-    PUBACK arrives. Both set ``MQTTMessageInfo.is_published()``; paho calls ``on_publish``
-    just before, which only wakes the pump (it checks on its next step).
+    Writing: :meth:`publish_many` builds the PUBLISH packets itself and hands them all
+    to the socket in one write (or, when paho has bytes of its own waiting, to paho's
+    output queue as one entry behind them, so packets never interleave). No per-message
+    ``MQTTMessageInfo``, lock, callback or properties object is made. Packet ids come
+    from paho's own counter, shared with its SUBSCRIBE, so ids in flight stay unique.
+
+    Acknowledgements: QoS 0 messages count as done when their chunk is written, QoS 1
+    messages when the broker's PUBACK arrives. paho's PUBACK handler is wrapped to
+    settle our packet ids (paho never knew them) and pass anything else on.
+
+    Reading: paho reads a packet with three ``recv`` calls (type, length, body) and
+    handles one packet per readable event, so a stream of 4-byte PUBACKs costs a loop
+    iteration and three system calls each. Its ``_sock_recv`` is wrapped to read ahead
+    up to 64 KiB and serve paho's small reads from that buffer, and ``loop_read`` to
+    keep going while read-ahead bytes remain: whenever paho is between packets, a run of
+    PUBACKs for our ids is settled straight from the buffer; anything else (SUBACK,
+    PINGRESP, incoming commands, a PUBACK split across reads) is left to paho.
     """
 
-    def __init__(self, client: aiomqtt.Client, wake: Callable[[], None]) -> None:
-        self._paho: Any = cast(Any, client._client)  # see the module docstring for why
-        previous: Callable[..., None] = self._paho.on_publish
+    def __init__(
+        self, client: aiomqtt.Client, wake: Callable[[], None], stats: PublisherStats
+    ) -> None:
+        paho: Any = cast(Any, client._client)  # see the module docstring for why
+        self._paho = paho
+        self._wake = wake
+        # (packet id, or 0 for QoS 0; message; the chunk it went out in), oldest first.
+        self._inflight: deque[tuple[int, OutMessage, _Chunk]] = deque()
+        self._awaiting_ack: set[int] = set()
+        self._topics: dict[str, bytes] = {}  # topic -> its length-prefixed UTF-8 form
+        self._stats = stats  # writes, writes_deferred and unsendable are counted here
+        awaiting = self._awaiting_ack
+        handle_ack: Callable[[str], Any] = paho._handle_pubackcomp
+        success = paho_mqtt.MQTT_ERR_SUCCESS
 
-        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-            previous(c, userdata, mid, reason, properties)
-            wake()
+        def handle_pubackcomp(cmd: str) -> Any:
+            packet = paho._in_packet["packet"]
+            if cmd == "PUBACK" and len(packet) >= 2:
+                mid = (packet[0] << 8) | packet[1]
+                if mid in awaiting:
+                    awaiting.discard(mid)
+                    wake()
+                    return success
+            return handle_ack(cmd)
 
-        self._paho.on_publish = on_publish
-        self._inflight: deque[tuple[Any, OutMessage]] = deque()
+        sock_recv: Callable[[int], bytes] = paho._sock_recv
+        ahead = [b"", 0]  # read-ahead bytes and the position served up to
 
-    def publish(self, msg: OutMessage) -> None:
-        """Hand ``msg`` to paho; raise _PipeBroken if paho refuses it."""
-        info = self._paho.publish(msg.topic, msg.payload, msg.qos, msg.retain)
-        self._inflight.append((info, msg))
-        if info.rc != 0:
-            raise _PipeBroken(f"publish refused by the MQTT client (rc={info.rc})")
+        def read_ahead(bufsize: int) -> bytes:
+            data, pos = cast(bytes, ahead[0]), cast(int, ahead[1])
+            if pos >= len(data):
+                data, pos = sock_recv(_READ_AHEAD), 0  # raises BlockingIOError when dry
+                ahead[0] = data
+            out = data[pos : pos + bufsize]
+            ahead[1] = pos + len(out)
+            return out
+
+        loop_read: Callable[[int], Any] = paho.loop_read
+
+        def loop_read_all(max_packets: int = 1) -> Any:
+            rc = loop_read(max_packets)  # reads the socket (through read_ahead)
+            while rc == success:
+                data, pos = cast(bytes, ahead[0]), cast(int, ahead[1])
+                if paho._in_packet["command"] == 0:
+                    # paho is between packets: settle a run of our PUBACKs (40 02 id id)
+                    # right here, without paho's per-packet reads, dicts and logging.
+                    start, end = pos, len(data) - 3
+                    while pos < end and data[pos] == 0x40 and data[pos + 1] == 2:
+                        mid = (data[pos + 2] << 8) | data[pos + 3]
+                        if mid not in awaiting:
+                            break
+                        awaiting.discard(mid)
+                        pos += 4
+                    if pos != start:
+                        ahead[1] = pos
+                        wake()
+                if pos >= len(data):
+                    break
+                rc = loop_read(max_packets)  # anything else: paho reads and handles it
+            return rc
+
+        paho._handle_pubackcomp = handle_pubackcomp
+        paho._sock_recv = read_ahead
+        paho.loop_read = loop_read_all
+
+    def publish_many(self, messages: Iterable[OutMessage]) -> int:
+        """Send ``messages`` in one socket write; return how many went.
+
+        Raises _PipeBroken when the connection is gone; the messages are in flight by
+        then, so :meth:`unacked` gives them back.
+        """
+        paho = self._paho
+        chunk = _Chunk(self._wake)
+        parts: list[bytes] = []
+        inflight = self._inflight
+        awaiting = self._awaiting_ack
+        topics = self._topics
+        count = 0
+        for msg in messages:
+            topic = topics.get(msg.topic)
+            if topic is None:
+                topic = _topic_field(msg.topic)
+                if topic is None:
+                    self._skip(msg, "its topic is not a valid MQTT topic name")
+                    continue
+                topics[msg.topic] = topic
+            payload = msg.payload
+            length = len(topic) + len(payload)
+            if msg.qos:
+                length += 2
+                if length > _MAX_REMAINING:
+                    self._skip(msg, "it is larger than MQTT allows")
+                    continue
+                mid = paho._mid_generate()
+                while mid in awaiting:  # only when 65,535 ids are in flight
+                    mid = paho._mid_generate()
+                awaiting.add(mid)
+                parts += (_fixed_header(0x32 | msg.retain, length), topic, _MIDS[mid], payload)
+            else:
+                if length > _MAX_REMAINING:
+                    self._skip(msg, "it is larger than MQTT allows")
+                    continue
+                mid = 0
+                parts += (_fixed_header(_PUBLISH | msg.retain, length), topic, payload)
+            inflight.append((mid, msg, chunk))
+            count += 1
+        if count:
+            self._write(b"".join(parts), chunk)
+        return count
+
+    def _skip(self, msg: OutMessage, why: str) -> None:
+        self._stats.unsendable += 1
+        _log.error("MQTT message on %r not sent: %s", msg.topic, why)
+
+    def _write(self, data: bytes, chunk: _Chunk) -> None:
+        paho = self._paho
+        if paho._sock is None:
+            raise _PipeBroken("the MQTT connection is closed")
+        sent = 0
+        if not paho._out_packet:  # no packet of paho's half-written: write straight away
+            try:
+                sent = paho._sock_send(data)
+            except BlockingIOError:
+                sent = 0  # paho has registered for writability; queue it below
+            except OSError as exc:
+                raise _PipeBroken(f"writing to the MQTT connection failed: {exc}") from exc
+        self._stats.writes += 1
+        if sent == len(data):
+            chunk.written = True
+            return
+        self._stats.writes_deferred += 1
+        paho._out_packet.append(
+            {
+                "command": _PUBLISH,  # a QoS 0 PUBLISH to paho: it calls info when written
+                "mid": 0,
+                "qos": 0,
+                "pos": sent,
+                "to_process": len(data) - sent,
+                "packet": data,
+                "info": chunk,
+            }
+        )
+        paho._call_socket_register_write()
 
     def collect(self) -> int:
         """Forget messages done at the front (in order); return how many."""
         done = 0
         inflight = self._inflight
-        while inflight and _done(inflight[0][0]):
+        awaiting = self._awaiting_ack
+        while inflight:
+            mid, _, chunk = inflight[0]
+            if (mid in awaiting) if mid else not chunk.written:
+                break
             inflight.popleft()
             done += 1
         return done
@@ -172,8 +341,41 @@ class _PahoPipe:
         return len(self._inflight)
 
     def unacked(self) -> list[OutMessage]:
-        """Messages the broker has not acknowledged (oldest first)."""
-        return [msg for info, msg in self._inflight if not _done(info)]
+        """Messages not acknowledged (QoS 1) or not written (QoS 0), oldest first."""
+        awaiting = self._awaiting_ack
+        return [
+            msg
+            for mid, msg, chunk in self._inflight
+            if ((mid in awaiting) if mid else not chunk.written)
+        ]
+
+
+_MIDS = [mid.to_bytes(2, "big") for mid in range(65_536)]  # packet id -> its 2 bytes
+
+
+def _topic_field(topic: str) -> bytes | None:
+    """The length-prefixed UTF-8 topic of a PUBLISH, or None if MQTT refuses the name."""
+    try:
+        raw = topic.encode()
+    except UnicodeEncodeError:
+        return None
+    if not raw or len(raw) > 65_535 or "+" in topic or "#" in topic or "\x00" in topic:
+        return None
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def _fixed_header(head: int, remaining: int) -> bytes:
+    """A packet's first byte and its remaining length (1 to 4 varint bytes)."""
+    if remaining < 128:
+        return bytes((head, remaining))
+    if remaining < 16_384:  # telemetry messages: two length bytes
+        return bytes((head, (remaining & 0x7F) | 0x80, remaining >> 7))
+    out = bytearray((head,))
+    while True:
+        byte, remaining = remaining & 0x7F, remaining >> 7
+        out.append(byte | 0x80 if remaining else byte)
+        if not remaining:
+            return bytes(out)
 
 
 class MqttPublisher:
@@ -385,7 +587,7 @@ class MqttPublisher:
         pipe: _PahoPipe | None = None
         try:
             async with client:
-                pipe = self._pipe = _PahoPipe(client, self._wake.set)
+                pipe = self._pipe = _PahoPipe(client, self._wake.set, self.stats)
                 self.stats.connects += 1
                 self._backoff.reset()
                 self._set_state(LinkState.CONNECTED)
@@ -430,37 +632,42 @@ class MqttPublisher:
         while True:
             self._wake.clear()
             self.stats.acknowledged += pipe.collect()
-            sent = 0
-            while queue and len(pipe) < window and sent < _BATCH:
-                pipe.publish(queue.popleft())
-                sent += 1
-            self.stats.published += sent
+            room = min(_BATCH, window - len(pipe), len(queue))
+            batch = [queue.popleft() for _ in range(room)] if room > 0 else []
+            if batch:
+                self.stats.published += pipe.publish_many(batch)
             if not queue and len(pipe) == 0:
                 return
-            if sent:
-                await self._clock.sleep(0)  # yield so paho's socket writer runs
+            if batch:
+                await self._clock.sleep(0)  # let the reader take the acknowledgements
             else:
                 await self._wake.wait()
 
     async def _pump(self, pipe: _PahoPipe) -> None:
-        """Move the outbox to the broker; return when closing and everything is acked."""
+        """Move the outbox to the broker; return when closing and everything is acked.
+
+        Each pass settles what the broker acknowledged, then sends every message the
+        window has room for (up to ``_BATCH``) in one socket write. The pump is woken by
+        ``put`` and by acknowledgements; nothing set between ``clear()`` and ``wait()``
+        is missed, as the loop only runs callbacks while the pump awaits.
+        """
         window = self._config.max_inflight
+        outbox = self._outbox
         while True:
             self._wake.clear()
             self.stats.acknowledged += pipe.collect()
-            sent = 0
-            while sent < _BATCH and len(pipe) < window:
-                msg = self._outbox.take()
-                if msg is None:
-                    break
-                pipe.publish(msg)
-                sent += 1
-            if sent:
-                self.stats.published += sent
+            batch = outbox.take_many(min(_BATCH, window - len(pipe)))
+            if batch:
+                # (Messages MQTT cannot carry are dropped and counted, not published.)
+                self.stats.published += pipe.publish_many(batch)
                 self._idle = False
-                await self._clock.sleep(0)  # yield so paho's socket writer runs
-                continue
-            idle = len(self._outbox) == 0 and len(pipe) == 0
+                self.stats.acknowledged += pipe.collect()  # QoS 0 written at once: done
+                if len(outbox) and len(pipe) < window:
+                    await self._clock.sleep(0)  # more to send: let producers, reader run
+                    continue
+                # Nothing more to send now: wait as below, which saves the event loop a
+                # pass per batch at a steady rate.
+            idle = len(outbox) == 0 and len(pipe) == 0
             if idle and self._closing:
                 return
             if idle != self._idle:

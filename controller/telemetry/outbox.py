@@ -140,6 +140,23 @@ class Outbox:
             return msg
         return None
 
+    def take_many(self, limit: int) -> list[OutMessage]:
+        """Up to ``limit`` messages, in the order ``limit`` calls of :meth:`take` give."""
+        out: list[OutMessage] = []
+        events = self._events
+        if events and limit > 0:
+            # Events leave in one sweep. take() would add a pending drop notice at the
+            # tail after the first one; after the sweep the tail is the same place.
+            out = [events.popleft() for _ in range(min(limit, len(events)))]
+            self._maybe_add_notice()
+        take = self.take
+        while len(out) < limit:
+            msg = take()
+            if msg is None:
+                break
+            out.append(msg)
+        return out
+
     def requeue(self, unacked: Iterable[OutMessage]) -> None:
         """Give back messages a lost connection did not get acknowledged, oldest first.
 

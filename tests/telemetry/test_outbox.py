@@ -202,3 +202,44 @@ def test_event_accounting_holds_for_any_interleaving(
     for topic in {m.topic for m in delivered}:
         seqs = [m.seq for m in delivered if m.topic == topic]
         assert seqs == sorted(seqs), topic
+
+
+_MIXED_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(["pass", "event", "state", "stream"]), st.sampled_from(["a1", "a2"])
+        ),
+        st.tuples(st.just("take"), st.integers(0, 7)),
+    ),
+    max_size=150,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=_MIXED_OPS, events_max=st.integers(2, 6), stream_depth=st.integers(1, 4))
+def test_take_many_gives_what_as_many_takes_give(
+    ops: list[tuple[str, object]], events_max: int, stream_depth: int
+) -> None:
+    """take_many(k) hands out the very messages, in the order, that k calls of take() do."""
+    one_by_one = _setup(events_max=events_max, stream_depth=stream_depth)
+    in_bulk = _setup(events_max=events_max, stream_depth=stream_depth)
+    for op, arg in ops:
+        if op == "take":
+            k = int(arg)  # type: ignore[call-overload]
+            singles = [m for m in (one_by_one[1].take() for _ in range(k)) if m is not None]
+            bulk = in_bulk[1].take_many(k)
+            assert bulk == singles
+        else:
+            antenna = str(arg)
+            for encoder, outbox in (one_by_one, in_bulk):
+                if op == "pass":
+                    payload: PassEvent | Event | AntennaState | Pointing = _pass_event(1)
+                elif op == "event":
+                    payload = Event(kind="x", message=antenna)
+                elif op == "state":
+                    payload = AntennaState(antenna=antenna, mode="idle", az_deg=0.0, el_deg=0.0)
+                else:
+                    payload = _pointing(1.0).model_copy(update={"antenna": antenna})
+                outbox.put(encoder.encode(payload))
+        assert in_bulk[1].stats == one_by_one[1].stats
+    assert in_bulk[1].take_many(10_000) == _drain(one_by_one[1])
