@@ -871,12 +871,12 @@ def _station_windows(
     starts_mask = np.zeros(total, dtype=bool)
     starts_mask[offsets[:-1]] = True
     # Tens of thousands of windows share a handful of unflipped plans.
-    plan_cache: dict[float, Plan] = {}
+    plan_cache: dict[tuple[float, bool], Plan] = {}
 
-    def _plan(offset_deg: float) -> Plan:
-        plan = plan_cache.get(offset_deg)
+    def _plan(offset_deg: float, flipped: bool = False) -> Plan:
+        plan = plan_cache.get((offset_deg, flipped))
         if plan is None:
-            plan = plan_cache[offset_deg] = Plan(offset_deg, False)
+            plan = plan_cache[(offset_deg, flipped)] = Plan(offset_deg, flipped)
         return plan
 
     min_el_sat = np.array([s.min_el_deg for s in satellites])
@@ -920,19 +920,34 @@ def _station_windows(
         n1 = np.floor((rot.az_max_deg - hi_a) / 360.0 + 1e-9)
         el_fits = (lo_e >= rot.el_min_deg - 1e-9) & (hi_e <= rot.el_max_deg + 1e-9)
         simple = el_fits & (n1 >= n0)
+        # Next (as in RotatorModel.plans_for): the whole path flipped over the zenith.
+        f0 = np.ceil((rot.az_min_deg - (lo_a + 180.0)) / 360.0 - 1e-9)
+        f1 = np.floor((rot.az_max_deg - (hi_a + 180.0)) / 360.0 + 1e-9)
+        flip = (
+            ~simple
+            & (rot.el_min_deg - 1e-9 <= 180.0 - hi_e)
+            & (180.0 - lo_e <= rot.el_max_deg + 1e-9)
+            & (f1 >= f0)
+        )
+        lo_off = np.where(simple, n0, f0).tolist()
+        hi_off = np.where(simple, n1, f1).tolist()
+        one_plan = (simple | flip).tolist()
+        flip_l = flip.tolist()
+        first_l, stop_l = r_first.tolist(), r_stop.tolist()
+        si_l, m_l, pid_l = si_run.tolist(), m_run.tolist(), pid.tolist()
         for q in np.flatnonzero(keep).tolist():
-            b0, b1 = int(r_first[q]), int(r_stop[q])
-            si = int(si_run[q])
-            m = int(m_run[q])
-            if simple[q]:
-                lo_n, hi_n = int(n0[q]), int(n1[q])
-                pl_list = [_plan(360.0 * lo_n)]
+            b0, b1 = first_l[q], stop_l[q]
+            si = si_l[q]
+            m = m_l[q]
+            if one_plan[q]:
+                lo_n, hi_n = int(lo_off[q]), int(hi_off[q])
+                pl_list = [_plan(360.0 * lo_n, flip_l[q])]
                 if hi_n > lo_n:
-                    pl_list.append(_plan(360.0 * hi_n))
+                    pl_list.append(_plan(360.0 * hi_n, flip_l[q]))
                 pieces = [(0, b1 - b0, pl_list)]
             else:
                 pieces = _split_by_plans(rot, az_u[b0:b1], el[b0:b1])
-            p = chosen[int(pid[q])][0]
+            p = chosen[pid_l[q]][0]
             for s0, t0, pl in pieces:
                 if t0 - s0 - 1 < m:
                     continue

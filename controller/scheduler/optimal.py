@@ -48,13 +48,32 @@ stations, which removes redundant contacts) and by the per-day contact limits.
    DP per class of identical antennas per iteration, projected subgradient steps
    (Polyak's step from the current dual value to the incumbent, halved after
    ``_PATIENCE`` iterations without a better bound); every iteration's ``sum of DPs +
-   sum of prices`` is a valid upper bound. Every ``_HEURISTIC_EVERY`` iterations the
-   Lagrangian heuristic (antennas in turn on the best prices, full and a fraction,
-   each avoiding the previous ones' steps), and at the end each antenna re-planned
-   against the others, while that pays.
+   sum of prices`` is a valid upper bound (below). Every ``_HEURISTIC_EVERY``
+   iterations the Lagrangian heuristic (antennas in turn on the best prices, full and a
+   fraction, each avoiding the previous ones' steps), and at the end each antenna
+   re-planned against the others, while that pays.
 
 Steps 3-4 stop when ``deadline()`` says so (the bounded-time mode): the result always
 carries a valid upper bound, hence its optimality gap.
+
+Why the bounds are valid
+------------------------
+Let ``x`` be any feasible plan and ``x_a`` its tracks on antenna ``a``; write
+``v(x_a)`` for their plain value and ``n(x, s, k)`` for the number of antennas tracking
+satellite ``s`` on step ``[k, k + 1]`` (at most 1 under the coupling). For any prices
+``p >= 0`` on (satellite, step)::
+
+    value(x) = sum_a v(x_a)
+             = sum_a (v(x_a) - sum_{(s,k) in x_a} p(s, k)) + sum_{s,k} p(s, k) n(x, s, k)
+            <= sum_a DP_a(v - p) + sum_{s,k} p(s, k)
+
+since ``n <= 1`` and ``p >= 0``, and each ``x_a`` is a plan of antenna ``a`` alone,
+worth at most the exact optimum ``DP_a`` of that antenna's DP on the priced values
+(the per-day limits are dropped there, which only allows more plans). So every price
+vector the method tries, clipped to ``p >= 0`` (the caps only restrict where it
+searches), gives an upper bound; ``p = 0`` is "every antenna alone". Identical
+antennas share one DP (same windows, same priced values, same optimum). The MILP's
+bound is HiGHS's dual bound, or the plan itself when HiGHS proves optimality.
 """
 
 from __future__ import annotations
@@ -63,6 +82,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -245,6 +265,12 @@ class _Layout:
         self.act_idx = np.flatnonzero(self.active)
         wl = self.win[self.act_idx]
         self.act_last = self.act_idx // ns == firsts[wl] + lengths[wl] - 1
+        # Flat (satellite, grid point) index of each active cell, and of those that
+        # open a step (all but a window's last point): how prices and blocked steps,
+        # (satellites x grid points) arrays, are read per cell.
+        self.act_sk = self.sat[self.act_idx] * nc + self.act_idx // ns
+        self.step_idx = self.act_idx[~self.act_last]
+        self.step_sk = self.act_sk[~self.act_last]
         # Dominance pruning of the arcs assumes plain per-step values; re-planning's
         # tie-break bonus changes them, so it keeps every arc.
         self.prune = not problem.keep_steps
@@ -428,12 +454,15 @@ class _Layout:
         """``f(li, ka, kb)``: (rows ka..kb, dst slot, src slot) True where a handover of
         lag ``d = lags[li]`` from row ``k - d`` to row ``k`` is within the rotator's reach."""
         stack = self.near_stack()
-        ns = self.ns
-        return lambda li, ka, kb: stack(ka, kb)[:, :, li * ns : (li + 1) * ns]
+        ns, nl = self.ns, len(self.lags)
+        return lambda li, ka, kb: stack(ka, kb)[:, :, (nl - 1 - li) * ns : (nl - li) * ns]
 
     def near_stack(self) -> Callable[[int, int], BoolArray]:
         """``f(ka, kb)``: (rows ka..kb, dst slot, lag x src slot), every lag at once (the
-        sweep takes one maximum over all of them); False where ``k - d < 0``.
+        sweep takes one maximum over all of them); False where ``k - d < 0``. The lags
+        are in decreasing order, so that the source rows ``k - G + 1 .. k - L`` of row
+        ``k`` are one contiguous stretch of the DP's end values (the sweep reads them
+        through a strided view instead of gathering them).
 
         Precomputed when it fits in memory (the Lagrangian runs many DPs on one layout),
         else evaluated per block.
@@ -449,28 +478,37 @@ class _Layout:
         # An axis whose reach covers its whole range needs no check (inactive cells
         # then pass too, harmlessly: they neither end nor start a track).
         span = (rot.az_max_deg - rot.az_min_deg, rot.el_max_deg - rot.el_min_deg)
+        # Only cells that may start a track receive a near handover (the sweep relies on
+        # that instead of masking its arrivals again).
+        cs2 = self.can_start.reshape(nc, ns)
 
-        def block(ka: int, kb: int) -> BoolArray:
-            out: BoolArray = np.zeros((kb - ka, ns, nl * ns), dtype=bool)
+        def block(ka: int, kb: int, out: BoolArray | None = None) -> BoolArray:
+            if out is None:
+                out = np.zeros((kb - ka, ns, nl * ns), dtype=bool)
+            diff = np.empty((kb - ka, ns, ns), dtype=np.float32)
             for li, d in enumerate(lags):
                 r0 = max(ka, d)
                 if r0 >= kb:
                     continue
-                ok = out[r0 - ka :, :, li * ns : (li + 1) * ns]
-                ok[...] = True
+                col = nl - 1 - li
+                ok = out[r0 - ka :, :, col * ns : (col + 1) * ns]
+                np.copyto(ok, cs2[r0:kb, :, None])
+                buf = diff[: kb - r0]
                 for axis, ang in ((0, az), (1, el)):
                     if reach[li, axis] < span[axis] + 1e-3:
-                        ok &= (
-                            np.abs(ang[r0:kb, :, None] - ang[r0 - d : kb - d, None, :])
-                            <= reach[li, axis]
-                        )
+                        # In place, in cache-sized chunks: this runs once per antenna
+                        # class over (grid points x slots x lags x slots) cells.
+                        np.subtract(ang[r0:kb, :, None], ang[r0 - d : kb - d, None, :], out=buf)
+                        np.abs(buf, out=buf)
+                        ok &= buf <= np.float32(reach[li, axis])
             return out
 
         if nl * nc * ns * ns <= _NEAR_CELLS_MAX:
             pre = np.zeros((nc, ns, nl * ns), dtype=bool)
-            for k0 in range(0, nc, 4096):
-                k1 = min(nc, k0 + 4096)
-                pre[k0:k1] = block(k0, k1)
+            rows = max(16, 200_000 // max(1, ns * ns))
+            for k0 in range(0, nc, rows):
+                k1 = min(nc, k0 + rows)
+                block(k0, k1, pre[k0:k1])
             self._near = pre
             return lambda ka, kb: pre[ka:kb]
         return block
@@ -554,73 +592,87 @@ class _DPState:
 
 def _sweep(lay: _Layout, dsub: FloatArray, runs: bool) -> _DPState:
     """Longest path of one antenna for the per-cell values folded into ``dsub``."""
+    return _sweep_many(lay, dsub[None, :], runs)[0]
+
+
+def _sweep_many(lay: _Layout, dsubs: FloatArray, runs: bool) -> list[_DPState]:
+    """Independent longest paths of one antenna layout, one per row of ``dsubs``, in one
+    sweep: the block loop's Python overhead is shared (two DPs cost much less than two
+    sweeps)."""
     ns, nc = lay.ns, lay.nc
     size = nc * ns
-    sv = np.full(size + 2, NEG)
-    pm = np.full(size + 2, NEG)
-    ef = np.full(size + 2, NEG)
-    ef[lay.zero_cell] = 0.0
+    nb = dsubs.shape[0]
+    sv = np.full((nb, size + 2), NEG)
+    pm = np.full((nb, size + 2), NEG)
     g = lay.far
-    be = np.full(nc + g, NEG)
+    lags = lay.lags
+    n_lags = len(lags)
+    # End values with G - 1 rows of NEG in front: the sources of row k's near handovers
+    # (rows k - G + 1 .. k - L, lags in decreasing order as in near_stack) are then the
+    # contiguous stretch efp[k * ns : (k + n_lags) * ns], read through a strided view.
+    pad = (g - 1) * ns if n_lags else 0
+    efp = np.full((nb, pad + size + 2), NEG)
+    ef = efp[:, pad:]
+    ef[:, lay.zero_cell] = 0.0
+    be = np.full((nb, nc + g), NEG)
     # be[k] is the best end at k - g; from G0 on the antenna may also come from park.
-    be[min(lay.g0, g) : g] = 0.0
-    colmax = np.full(nc, NEG)
-    S = sv[:size].reshape(nc, ns)
-    P = pm[:size].reshape(nc, ns)
-    E = ef[:size].reshape(nc, ns)
-    D = dsub.reshape(nc, ns)
+    be[:, min(lay.g0, g) : g] = 0.0
+    colmax = np.full((nb, nc), NEG)
+    S = sv[:, :size].reshape(nb, nc, ns)
+    P = pm[:, :size].reshape(nb, nc, ns)
+    E = ef[:, :size].reshape(nb, nc, ns)
+    D = dsubs.reshape(nb, nc, ns)
     inact = ~lay.active.reshape(nc, ns)
-    no_start = ~lay.can_start.reshape(nc, ns)
     init = lay.init_arcs
-    asrc, useg, udst, ucol = init.src, init.useg, init.udst, init.ucol
+    asrc, useg, udst = init.src, init.useg, init.udst
+    ucol = init.ucol.tolist()
     pmidx = lay.pmidx.reshape(nc, ns)
     half = -_RUN_OFFSET / 2
     floor = lay.floor
-    lags = lay.lags
     near = lay.near_stack()
-    n_lags = len(lags)
-    lag_rows = np.maximum(
-        0, np.arange(nc)[:, None] - np.asarray(lags, dtype=np.int64)[None, :]
-    ).astype(np.int64)
+    e_lag = np.lib.stride_tricks.as_strided(
+        efp,
+        shape=(nb, nc, 1, max(1, n_lags) * ns),
+        strides=(efp.strides[0], ns * 8, 0, 8),
+        writeable=False,
+    )
 
     def starts(ka: int, kb: int) -> None:
         # Arrivals: from park, then every near handover (lag L..G-1, the rotator's
         # reach checked densely), then the far handovers (the running best end).
-        u0, u1 = int(ucol[ka]), int(ucol[kb])
+        u0, u1 = ucol[ka], ucol[kb]
         if u1 > u0:
             a0, a1 = int(useg[u0]), int(useg[u1])
-            red = np.maximum.reduceat(ef[asrc[a0:a1]], useg[u0:u1] - a0)
-            sv[udst[u0:u1]] = red
-        blk = S[ka:kb]
+            red = np.maximum.reduceat(ef[:, asrc[a0:a1]], useg[u0:u1] - a0, axis=1)
+            sv[:, udst[u0:u1]] = red
+        blk = S[:, ka:kb]
         if n_lags:
             # Every near handover at once: the ends at k - d for each lag d, side by
-            # side, masked by the rotator's reach (rows with k - d < 0 are masked out).
-            e_rows = E[lag_rows[ka:kb]].reshape(kb - ka, 1, n_lags * ns)
-            cand = np.where(near(ka, kb), e_rows, NEG).max(axis=2)
+            # side, masked by the rotator's reach (rows with k - d < 0 are masked out)
+            # and by the destination's start (so are the park arrivals above).
+            cand = np.where(near(ka, kb), e_lag[:, ka:kb], NEG).max(axis=3)
             np.maximum(blk, cand, out=blk)
-        np.copyto(blk, NEG, where=no_start[ka:kb])
-        np.maximum(blk, be[ka:kb, None], out=blk)
+        np.maximum(blk, be[:, ka:kb, None], out=blk)
         lo = ka - 1 if ka > 0 else 0
         if runs:
             # The antenna may wait on the satellite across a blocked stretch: carry the
             # best arrival down the window (S). Without blocked steps a start right at
             # its arrival is never worse (values per step are >= 0), so S is not needed.
-            np.maximum.accumulate(S[lo:kb], axis=0, out=S[lo:kb])
+            np.maximum.accumulate(S[:, lo:kb], axis=1, out=S[:, lo:kb])
             np.copyto(blk, NEG, where=inact[ka:kb])
-        pb = P[ka:kb]
-        np.subtract(blk, D[ka:kb], out=pb)
-        np.maximum.accumulate(P[lo:kb], axis=0, out=P[lo:kb])
+        pb = P[:, ka:kb]
+        np.subtract(blk, D[:, ka:kb], out=pb)
+        np.maximum.accumulate(P[:, lo:kb], axis=1, out=P[:, lo:kb])
         np.copyto(pb, NEG, where=inact[ka:kb])
 
     def ends(k0: int, k1: int) -> None:
-        eb = E[k0:k1]
-        np.add(pm[pmidx[k0:k1]], D[k0:k1], out=eb)
+        eb = E[:, k0:k1]
+        np.add(pm[:, pmidx[k0:k1]], D[:, k0:k1], out=eb)
         if runs:
             np.copyto(eb, NEG, where=eb < half)
-        cm = eb.max(axis=1)
-        colmax[k0:k1] = cm
-        np.maximum(cm, floor[k0:k1], out=be[g + k0 : g + k1])
-        np.maximum.accumulate(be[g + k0 - 1 : g + k1], out=be[g + k0 - 1 : g + k1])
+        cm = eb.max(axis=2, out=colmax[:, k0:k1])
+        np.maximum(cm, floor[k0:k1], out=be[:, g + k0 : g + k1])
+        np.maximum.accumulate(be[:, g + k0 - 1 : g + k1], axis=1, out=be[:, g + k0 - 1 : g + k1])
 
     # Ends of [k0, k0+B) need starts up to k0+L-1; starts of [k0+L, k0+L+B) need ends
     # up to k0+B-1 (B = L + m_min): two vectorised phases per block, no dependency
@@ -634,8 +686,11 @@ def _sweep(lay: _Layout, dsub: FloatArray, runs: bool) -> _DPState:
         sa, sb = min(nc, k0 + lag), min(nc, k0 + lag + blen)
         if sa < sb:
             starts(sa, sb)
-    best = float(colmax.max()) if nc else NEG
-    return _DPState(max(best, 0.0), sv, pm, ef, be, colmax, dsub)
+    out: list[_DPState] = []
+    for b in range(nb):
+        best = float(colmax[b].max()) if nc else NEG
+        out.append(_DPState(max(best, 0.0), sv[b], pm[b], ef[b], be[b], colmax[b], dsubs[b]))
+    return out
 
 
 def _backtrack(lay: _Layout, st: _DPState) -> list[tuple[int, int, int]]:
@@ -728,9 +783,20 @@ class _Solver:
         self.p = problem
         n_sats = len(problem.satellites)
         self.weights = np.array([s.weight for s in problem.satellites])
-        self.by_antenna: list[list[int]] = [[] for _ in problem.antennas]
-        for i, w in enumerate(problem.windows):
-            self.by_antenna[w.antenna].append(i)
+        # Per-window keys, read once (tens of thousands of windows).
+        ws = problem.windows
+        n_w = len(ws)
+        self.win_ant = np.fromiter((w.antenna for w in ws), dtype=np.int64, count=n_w)
+        self.win_key = np.empty((n_w, 3), dtype=np.int64)
+        self.win_key[:, 0] = np.fromiter((w.sat for w in ws), dtype=np.int64, count=n_w)
+        self.win_key[:, 1] = np.fromiter((w.first for w in ws), dtype=np.int64, count=n_w)
+        self.win_key[:, 2] = np.fromiter((len(w.az_rot_deg) for w in ws), dtype=np.int64, count=n_w)
+        self.win_fixed = np.fromiter((w.fixed for w in ws), dtype=bool, count=n_w)
+        by_ant = np.argsort(self.win_ant, kind="stable")
+        cuts = np.searchsorted(self.win_ant[by_ant], np.arange(len(problem.antennas) + 1))
+        self.by_antenna: list[list[int]] = [
+            by_ant[cuts[a] : cuts[a + 1]].tolist() for a in range(len(problem.antennas))
+        ]
         coupled = problem.settings.one_antenna_per_satellite and len(problem.antennas) > 1
         # The lightest weight: where the Lagrangian caps prices (see solve_optimal).
         # The MILP's pruned arcs also assume step values no lower (plain values).
@@ -744,7 +810,7 @@ class _Solver:
         for cls in _antenna_classes(problem):
             base = cls[0]
             base_ws = self.by_antenna[base]
-            has_fixed = any(problem.windows[i].fixed for a in cls for i in self.by_antenna[a])
+            has_fixed = any(bool(self.win_fixed[self.by_antenna[a]].any()) for a in cls)
             base_sig = self._signature(base)
             shared = not has_fixed and all(self._same_windows(a, base_sig) for a in cls[1:])
             if shared:
@@ -756,23 +822,39 @@ class _Solver:
                 for a in cls:
                     self.layouts[a] = _Layout(problem, a, self.by_antenna[a], src_w)
                     self.layout_map[a] = (a, np.array(self.by_antenna[a], dtype=np.int64))
-        self.bonus = 1.0 + 2.0 * sum(
-            problem.step_value(w) * (len(w.az_rot_deg) - 1) for w in problem.windows
+        # More than any plan is worth (each window's whole value, twice over).
+        r = problem.grid.resolution_s
+        self.bonus = 1.0 + 2.0 * float(
+            np.sum(self.weights[self.win_key[:, 0]] * r * (self.win_key[:, 2] - 1))
         )
         self._plain: dict[int, tuple[FloatArray, FloatArray]] = {}
 
     def _signature(self, antenna: int) -> tuple[IntArray, list[Plan]]:
         """What makes two antennas' windows the same: satellite, first point, length, plan."""
-        ws = [self.p.windows[i] for i in self.by_antenna[antenna]]
-        keys = np.array([(w.sat, w.first, len(w.az_rot_deg)) for w in ws], dtype=np.int64)
-        return keys.reshape(-1, 3), [w.plan for w in ws]
+        idx = self.by_antenna[antenna]
+        ws = self.p.windows
+        return self.win_key[idx], [ws[i].plan for i in idx]
 
     def _same_windows(self, antenna: int, base: tuple[IntArray, list[Plan]]) -> bool:
         """True when ``antenna`` has exactly the windows of the signature ``base``."""
         keys, plans = self._signature(antenna)
         return (
-            keys.shape == base[0].shape and bool(np.array_equal(keys, base[0])) and plans == base[1]
+            keys.shape == base[0].shape
+            and bool(np.array_equal(keys, base[0]))
+            # Identical antennas' windows share their plan objects: `is` settles most.
+            and all(a is b or a == b for a, b in zip(plans, base[1], strict=True))
         )
+
+    def trackable(self, layout_ids: Iterable[int] | None = None) -> BoolArray:
+        """(satellites x grid points): True where a window of the given layouts (all by
+        default) can track the step ``[k, k + 1]``; what :func:`_trackable` computes
+        from the windows, read off the layouts' cells instead."""
+        p = self.p
+        out = np.zeros((len(p.satellites), p.grid.n_steps + 1), dtype=bool)
+        for lid in self.layouts if layout_ids is None else layout_ids:
+            lay = self.layouts[lid]
+            out.ravel()[lay.step_sk] = True
+        return out
 
     def max_price(self) -> FloatArray:
         """Per satellite: the highest useful coupling price per step (its whole value)."""
@@ -812,8 +894,7 @@ class _Solver:
         if prices is None:
             return val
         out = val.copy()
-        idx = lay.act_idx[~lay.act_last]
-        out[idx] -= prices[lay.sat[idx], idx // lay.ns]
+        out[lay.step_idx] -= prices.ravel()[lay.step_sk]
         return out
 
     def run_dp(
@@ -823,22 +904,58 @@ class _Solver:
         blocked_steps: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[float, list[RawTrack]]:
         """Best plan of one antenna; ``blocked_steps[sat, k]`` forbids step k of that sat."""
-        lid, wmap = self.layout_map[antenna]
+        lid, _ = self.layout_map[antenna]
         lay = self.layouts[lid]
         val = self.base_values(antenna, prices)
         blocked = None
         if blocked_steps is not None:
-            idx = lay.act_idx
             blocked = np.zeros(lay.nc * lay.ns, dtype=bool)
-            blocked[idx] = blocked_steps[lay.sat[idx], idx // lay.ns]
+            blocked[lay.act_idx] = blocked_steps.ravel()[lay.act_sk]
             if not blocked.any():
                 blocked = None
         if blocked is None and prices is None and lid in self._plain and not self.p.keep_steps:
             dsub, runs = self._plain[lid][1], False
         else:
             dsub, runs = lay.values(val, blocked)
-        st = _sweep(lay, dsub, runs)
-        tracks = [RawTrack(int(wmap[w]), i, j) for w, i, j in _backtrack(lay, st)]
+        return self._result(antenna, _sweep(lay, dsub, runs))
+
+    def run_dps(
+        self,
+        antenna: int,
+        price_list: Sequence[FloatArray | None],
+        blocked_list: Sequence[npt.NDArray[np.bool_] | None] | None = None,
+    ) -> list[tuple[float, list[RawTrack]]]:
+        """:meth:`run_dp` for several (prices, blocked steps) pairs in one sweep.
+
+        With blocked steps in any of them, the sweep runs in the mode that handles
+        blocked stretches for all: exact for the others too (their values have no run
+        offsets, so it only also lets the antenna wait on a satellite, which never pays
+        with step values >= 0 and changes no optimum).
+        """
+        lid, _ = self.layout_map[antenna]
+        lay = self.layouts[lid]
+        dsubs = np.empty((len(price_list), lay.nc * lay.ns))
+        any_runs = False
+        for i, prices in enumerate(price_list):
+            val = self.base_values(antenna, prices)
+            blocked_steps = None if blocked_list is None else blocked_list[i]
+            blocked = None
+            if blocked_steps is not None:
+                blocked = np.zeros(lay.nc * lay.ns, dtype=bool)
+                blocked[lay.act_idx] = blocked_steps.ravel()[lay.act_sk]
+                if not blocked.any():
+                    blocked = None
+            if blocked is None and prices is None and lid in self._plain and not self.p.keep_steps:
+                dsubs[i] = self._plain[lid][1]
+            else:
+                dsubs[i], runs = lay.values(val, blocked)
+                any_runs |= runs
+        return [self._result(antenna, st) for st in _sweep_many(lay, dsubs, any_runs)]
+
+    def _result(self, antenna: int, st: _DPState) -> tuple[float, list[RawTrack]]:
+        """The plan of a finished sweep and its value (fixed windows' bonuses removed)."""
+        lid, wmap = self.layout_map[antenna]
+        tracks = [RawTrack(int(wmap[w]), i, j) for w, i, j in _backtrack(self.layouts[lid], st)]
         n_fixed = sum(1 for t in tracks if self.p.windows[t.window].fixed)
         return st.value - n_fixed * self.bonus, tracks
 
@@ -902,13 +1019,6 @@ def solve_optimal(
         "resolution_s": problem.grid.resolution_s,
         "iterations": 0,
     }
-    relaxed = _relaxed(solver, None)
-    upper = sum(v for v, _ in relaxed)
-    all_relaxed = [t for _, tr in relaxed for t in tr]
-    if not coupled and not _violates_limits(problem, all_relaxed):
-        obj = plain_value(problem, all_relaxed)
-        return SolveResult(all_relaxed, obj, max(upper, obj), "dp", stats)
-    order = sorted(range(n_ant), key=lambda a: -relaxed[a][0])
     # The Lagrangian's first prices, before anything else: one DP per antenna class
     # turns the loose "every antenna alone" bound into a useful one, so even a very
     # short time budget reports a meaningful gap.
@@ -930,9 +1040,19 @@ def solve_optimal(
         if excess.any():
             cap_sat = excess
             np.minimum(prices, excess[:, None], out=prices)
-        # Not subject to the deadline: the least work that gives a useful bound.
+        # Not subject to the deadline: the least work that gives a useful bound. The
+        # plain and the priced DP of each class share one sweep.
         it += 1
-        p_relaxed = _relaxed(solver, prices)
+        relaxed, p_relaxed = _relaxed_many(solver, [None, prices])
+    else:
+        relaxed = _relaxed(solver, None)
+    upper = sum(v for v, _ in relaxed)
+    all_relaxed = [t for _, tr in relaxed for t in tr]
+    if not coupled and not _violates_limits(problem, all_relaxed):
+        obj = plain_value(problem, all_relaxed)
+        return SolveResult(all_relaxed, obj, max(upper, obj), "dp", stats)
+    order = sorted(range(n_ant), key=lambda a: -relaxed[a][0])
+    if p_relaxed:
         upper = min(upper, sum(v for v, _ in p_relaxed) + float(prices.sum()))
     best_tracks = _sequential(problem, solver, order, first=relaxed[order[0]][1])
     best_obj = plain_value(problem, best_tracks)
@@ -952,22 +1072,31 @@ def solve_optimal(
     # Lagrangian relaxation of the coupling: prices on (satellite, step), one DP per
     # antenna class per iteration, projected subgradient steps (Polyak).
     if priced and method != "milp" and p_relaxed:
+        method = "lagrangian"
+    if method == "lagrangian" and open_gap() and (deadline is None or not deadline()):
         # The subgradient works on the priceable cells only: the (satellite, step)
         # pairs some window can track (a few percent of the dense array, and prices
-        # elsewhere stay 0: nothing covers those steps).
+        # elsewhere stay 0: nothing covers those steps). Set up only when there is time
+        # to iterate: the dense maps cost tens of megabytes.
         shape = prices.shape
-        cells = np.flatnonzero(_trackable(problem).ravel())
+        cells = np.flatnonzero(solver.trackable().ravel())
         cap_c = cap_sat[cells // shape[1]]
         price_c = prices.ravel()[cells]
-        slot = np.full(prices.size, -1, dtype=np.int64)
+        slot: npt.NDArray[np.signedinteger[Any]] = np.full(
+            prices.size, -1, dtype=np.int32 if prices.size < 2**31 else np.int64
+        )
         slot[cells] = np.arange(len(cells))
 
-        def dense(values: FloatArray) -> FloatArray:
-            out = np.zeros(shape)
+        def dense(values: FloatArray, out: FloatArray | None = None) -> FloatArray:
+            if out is None:
+                out = np.zeros(shape)
             out.ravel()[cells] = values
             return out
 
-        best_prices = prices
+        # The best prices are kept compressed and the current ones in one reused dense
+        # array (tens of megabytes each: a new one per iteration cost page faults).
+        best_c = price_c.copy()
+        work = np.zeros(shape)
         relaxed = p_relaxed
         theta = 1.0
         misses = 0
@@ -991,13 +1120,13 @@ def solve_optimal(
             # Polyak's step from this iteration's dual value towards the incumbent.
             step = theta * max(cur_bound - best_obj, 1e-9) / norm2
             price_c = np.clip(price_c + step * g, 0.0, cap_c)
-            prices = dense(price_c)
+            prices = dense(price_c, work)
             it += 1
             relaxed = _relaxed(solver, prices)
             bound = sum(v for v, _ in relaxed) + float(price_c.sum())
             cur_bound = bound
             if bound < upper - 1e-9:
-                upper, best_prices = bound, prices
+                upper, best_c = bound, price_c.copy()
                 misses = 0
             else:
                 misses += 1
@@ -1006,7 +1135,7 @@ def solve_optimal(
                     misses = 0
             if it % _HEURISTIC_EVERY == 0 and open_gap():
                 best_tracks, best_obj = _lagrangian_heuristic(
-                    problem, solver, order, best_prices, best_tracks, best_obj, n_heur, deadline
+                    problem, solver, order, dense(best_c), best_tracks, best_obj, n_heur, deadline
                 )
                 n_heur += 1
             elif it % quick_every == 0 and open_gap():
@@ -1018,10 +1147,9 @@ def solve_optimal(
                 cobj = plain_value(problem, cand)
                 if cobj > best_obj + 1e-9:
                     best_tracks, best_obj = cand, cobj
-        method = "lagrangian"
         if it % _HEURISTIC_EVERY and open_gap() and (deadline is None or not deadline()):
             best_tracks, best_obj = _lagrangian_heuristic(
-                problem, solver, order, best_prices, best_tracks, best_obj, n_heur, deadline
+                problem, solver, order, dense(best_c), best_tracks, best_obj, n_heur, deadline
             )
     # Then each antenna re-planned against all the others' plans, while it pays.
     if coupled and open_gap() and method != "milp":
@@ -1060,10 +1188,9 @@ def _lagrangian_heuristic(
     are still rough: the later antennas then shun fewer contested satellites).
     """
     frac = _HEURISTIC_FRACTIONS[round_no % len(_HEURISTIC_FRACTIONS)]
-    for f in (1.0, frac):
-        if f != 1.0 and deadline is not None and deadline():
-            break
-        cand = _sequential(problem, solver, order, prices=prices * f)
+    fracs = [1.0] if deadline is not None and deadline() else [1.0, frac]
+    # Both passes at once: each antenna's two DPs share one sweep.
+    for cand in _sequential_many(problem, solver, order, [prices * f for f in fracs]):
         cobj = plain_value(problem, cand)
         if cobj > best_obj + 1e-9:
             best_tracks, best_obj = cand, cobj
@@ -1083,12 +1210,14 @@ def _initial_prices(problem: Problem, solver: _Solver) -> FloatArray:
     prices = np.zeros((len(problem.satellites), problem.grid.n_steps + 1))
     for cls in _antenna_classes(problem):
         n = len(cls)
-        tr = _trackable(problem, [problem.windows[i] for i in solver.by_antenna[cls[0]]])
+        tr = solver.trackable([solver.layout_map[cls[0]][0]])
         if n >= tr.shape[0]:
             continue
         theta = _nth_largest(step_val, tr, n)
-        excess = np.maximum(0.0, step_val[:, None] - theta[None, :])
-        np.maximum(prices, np.where(tr, excess, 0.0), out=prices)
+        # Only the trackable steps get a price (a few percent of the dense array).
+        sat_i, k_i = np.nonzero(tr)
+        excess = np.maximum(0.0, step_val[sat_i] - theta[k_i])
+        prices[sat_i, k_i] = np.maximum(prices[sat_i, k_i], excess)
     return prices
 
 
@@ -1130,7 +1259,7 @@ def _trackable(problem: Problem, windows: Iterable[Window] | None = None) -> npt
 def _coverage_cells(
     problem: Problem,
     relaxed: Sequence[tuple[float, list[RawTrack]]],
-    slot: IntArray,
+    slot: npt.NDArray[np.signedinteger[Any]],
     n_cols: int,
     n_cells: int,
 ) -> FloatArray:
@@ -1151,22 +1280,30 @@ def _coverage_cells(
 
 def _relaxed(solver: _Solver, prices: FloatArray | None) -> list[tuple[float, list[RawTrack]]]:
     """One DP per antenna without the coupling (once per class of identical antennas)."""
+    return _relaxed_many(solver, [prices])[0]
+
+
+def _relaxed_many(
+    solver: _Solver, price_list: Sequence[FloatArray | None]
+) -> list[list[tuple[float, list[RawTrack]]]]:
+    """:func:`_relaxed` for several price vectors, each layout's DPs in one sweep."""
     problem = solver.p
-    out: list[tuple[float, list[RawTrack]]] = []
-    cache: dict[int, tuple[float, list[RawTrack]]] = {}
+    out: list[list[tuple[float, list[RawTrack]]]] = [[] for _ in price_list]
+    cache: dict[int, list[tuple[float, list[RawTrack]]]] = {}
     cache_owner: dict[int, int] = {}
     for a in range(len(problem.antennas)):
         lid, wmap = solver.layout_map[a]
         if lid in cache and not problem.keep_steps:
-            v, tr = cache[lid]
             base = solver.layout_map[cache_owner[lid]][1]
             pos = {int(w): i for i, w in enumerate(base)}
-            out.append((v, [RawTrack(int(wmap[pos[t.window]]), t.start, t.end) for t in tr]))
+            for i, (v, tr) in enumerate(cache[lid]):
+                out[i].append((v, [RawTrack(int(wmap[pos[t.window]]), t.start, t.end) for t in tr]))
             continue
-        res = solver.run_dp(a, prices)
+        res = solver.run_dps(a, price_list)
         cache[lid] = res
         cache_owner[lid] = a
-        out.append(res)
+        for i, r in enumerate(res):
+            out[i].append(r)
     return out
 
 
@@ -1209,6 +1346,22 @@ def _sequential(
         _, tracks = solver.run_dp(a, prices, blocked)
         chosen.extend(tracks)
     return _repair_limits(problem, chosen)
+
+
+def _sequential_many(
+    problem: Problem, solver: _Solver, order: Sequence[int], price_list: Sequence[FloatArray]
+) -> list[list[RawTrack]]:
+    """:func:`_sequential` on several price vectors, side by side: one sweep per antenna
+    for all of them (each avoiding what its own previous antennas track)."""
+    chosen: list[list[RawTrack]] = [[] for _ in price_list]
+    coupled = problem.settings.one_antenna_per_satellite
+    for a in order:
+        blocked = [_used_steps(problem, c) if coupled else None for c in chosen]
+        for c, (_, tracks) in zip(
+            chosen, solver.run_dps(a, list(price_list), blocked), strict=True
+        ):
+            c.extend(tracks)
+    return [_repair_limits(problem, c) for c in chosen]
 
 
 def _repair_limits(problem: Problem, tracks: list[RawTrack]) -> list[RawTrack]:

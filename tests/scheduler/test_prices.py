@@ -52,3 +52,18 @@ def test_coverage_of_priceable_cells_counts_every_antenna(seed: int) -> None:
     assert np.array_equal(got, dense.ravel()[cells])
     # Nothing is tracked outside the priceable cells.
     assert dense.sum() == got.sum()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_trackable_from_layouts_matches_the_windows(seed: int) -> None:
+    """The layouts' cells mark exactly the steps the windows can track, per class and
+    for all antennas (two stations: two classes)."""
+    rng = np.random.default_rng(9200 + seed)
+    problem = random_problem(rng, n_antennas=2, n_passes=14, n_steps=60, stations=2)
+    solver = _Solver(problem)
+    assert np.array_equal(solver.trackable(), _trackable(problem))
+    assert solver.trackable().any()
+    for a in range(len(problem.antennas)):
+        lid = solver.layout_map[a][0]
+        mine = [problem.windows[i] for i in solver.by_antenna[a]]
+        assert np.array_equal(solver.trackable([lid]), _trackable(problem, mine))
