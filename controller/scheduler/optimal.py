@@ -907,12 +907,7 @@ class _Solver:
         lid, _ = self.layout_map[antenna]
         lay = self.layouts[lid]
         val = self.base_values(antenna, prices)
-        blocked = None
-        if blocked_steps is not None:
-            blocked = np.zeros(lay.nc * lay.ns, dtype=bool)
-            blocked[lay.act_idx] = blocked_steps.ravel()[lay.act_sk]
-            if not blocked.any():
-                blocked = None
+        blocked = _blocked_cells(lay, blocked_steps)
         if blocked is None and prices is None and lid in self._plain and not self.p.keep_steps:
             dsub, runs = self._plain[lid][1], False
         else:
@@ -938,13 +933,7 @@ class _Solver:
         any_runs = False
         for i, prices in enumerate(price_list):
             val = self.base_values(antenna, prices)
-            blocked_steps = None if blocked_list is None else blocked_list[i]
-            blocked = None
-            if blocked_steps is not None:
-                blocked = np.zeros(lay.nc * lay.ns, dtype=bool)
-                blocked[lay.act_idx] = blocked_steps.ravel()[lay.act_sk]
-                if not blocked.any():
-                    blocked = None
+            blocked = _blocked_cells(lay, None if blocked_list is None else blocked_list[i])
             if blocked is None and prices is None and lid in self._plain and not self.p.keep_steps:
                 dsubs[i] = self._plain[lid][1]
             else:
@@ -1593,3 +1582,14 @@ def _milp(
         # Solved to optimality (within mip_rel_gap): the plan is its own bound.
         bound = min(bound, obj * (1.0 + 1e-9) + 1e-9)
     return tracks, obj, max(bound, obj)
+
+
+def _blocked_cells(
+    lay: _Layout, blocked_steps: npt.NDArray[np.bool_] | None
+) -> npt.NDArray[np.bool_] | None:
+    """The layout's cells of the blocked (satellite, step) pairs; None when none is blocked."""
+    if blocked_steps is None:
+        return None
+    blocked = np.zeros(lay.nc * lay.ns, dtype=bool)
+    blocked[lay.act_idx] = blocked_steps.ravel()[lay.act_sk]
+    return blocked if blocked.any() else None
