@@ -114,7 +114,11 @@ Period = Annotated[float, Field(gt=0.0, le=3600.0)]
 
 def format_ts(when: datetime) -> str:
     """ISO 8601 UTC with microseconds and a ``Z`` suffix (the envelope's ``ts``)."""
-    return when.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    if when.tzinfo is not UTC:
+        # Every clock hands out UTC already; only other zones (and naive times) convert.
+        when = when.astimezone(UTC)
+    # isoformat of a UTC datetime ends in "+00:00": 6 characters that become "Z".
+    return when.isoformat("T", "microseconds")[:-6] + "Z"
 
 
 class _Model(BaseModel):

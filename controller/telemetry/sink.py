@@ -7,8 +7,10 @@ blocks and never raises because the network is down.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
@@ -64,6 +66,10 @@ class Encoder:
         self.topics = topics
         self._clock = clock
         self._seq: dict[str, int] = {}
+        # Messages produced together (a tick's pointing and link samples) share one time:
+        # the last time and its envelope text are kept to format each instant once.
+        self._last_now: datetime | None = None
+        self._last_ts = b""
 
     def next_seq(self, topic: str) -> int:
         """Take the next sequence number of ``topic`` (1, 2, 3, ...)."""
@@ -88,11 +94,13 @@ class Encoder:
 
     def envelope(self, payload: Payload, seq: int) -> bytes:
         """Serialise ``payload`` as one flat JSON object with the envelope first."""
-        body = payload.model_dump_json().encode()
-        head = (
-            f'{{"ts":"{format_ts(self._clock.now())}","seq":{seq},'
-            f'"schema":"{type(payload).schema_id()}"'
-        ).encode()
+        # model_dump_json() without its str round trip: the same serializer, the same bytes.
+        body = payload.__pydantic_serializer__.to_json(payload)
+        now = self._clock.now()
+        if now != self._last_now:
+            self._last_ts = b'{"ts":"' + format_ts(now).encode() + b'","seq":'
+            self._last_now = now
+        head = self._last_ts + str(seq).encode() + _schema_field(type(payload))
         # model_dump_json always yields an object: "{}" or "{...}".
         return head + b"}" if body == b"{}" else head + b"," + body[1:]
 
@@ -132,6 +140,12 @@ class Encoder:
             seq=0,
             type_name=Status.TYPE,
         )
+
+
+@functools.cache
+def _schema_field(cls: type[Payload]) -> bytes:
+    """The envelope's ``,"schema":"groundlink.<type>/<version>"`` of ``cls`` (one per class)."""
+    return f',"schema":"{cls.schema_id()}"'.encode()
 
 
 class InMemorySink:

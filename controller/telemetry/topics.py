@@ -46,6 +46,9 @@ __all__ = [
 
 LEVEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _LEVEL_RE = re.compile(LEVEL_PATTERN)
+_NAMES_KEPT = 256
+"""Checked topic names a tree remembers per kind: ids come from the config, but verbs come
+from the network, so the memory is bounded (names past it are checked on every call)."""
 
 
 class TopicError(ValueError):
@@ -146,6 +149,9 @@ class TopicTree:
         self.pass_current = prefix + "pass/current"
         self.pass_event = prefix + "pass/event"
         self.event = prefix + "event"
+        # Per kind, the full topics already built (their level was checked once): telemetry
+        # asks for the same few names several times a second per antenna.
+        self._named: dict[str, dict[str, str]] = {}
 
     @classmethod
     def for_station(cls, station_id: str, prefix: str | None = None) -> TopicTree:
@@ -179,31 +185,68 @@ class TopicTree:
 
     def antenna_state(self, antenna_id: str) -> str:
         """``antenna/<id>/state``."""
-        return f"{self._prefix}antenna/{check_level(antenna_id, what='antenna id')}/state"
+        try:
+            return self._named["antenna_state"][antenna_id]
+        except (KeyError, TypeError):
+            return self._check_and_keep(
+                "antenna_state", antenna_id, "antenna id", self._prefix + "antenna/", "/state"
+            )
 
     def antenna_pointing(self, antenna_id: str) -> str:
         """``antenna/<id>/pointing``."""
-        return f"{self._prefix}antenna/{check_level(antenna_id, what='antenna id')}/pointing"
+        try:
+            return self._named["antenna_pointing"][antenna_id]
+        except (KeyError, TypeError):
+            return self._check_and_keep(
+                "antenna_pointing", antenna_id, "antenna id", self._prefix + "antenna/", "/pointing"
+            )
 
     def radio_state(self, radio_id: str) -> str:
         """``radio/<id>/state``."""
-        return f"{self._prefix}radio/{check_level(radio_id, what='radio id')}/state"
+        try:
+            return self._named["radio_state"][radio_id]
+        except (KeyError, TypeError):
+            return self._check_and_keep(
+                "radio_state", radio_id, "radio id", self._prefix + "radio/", "/state"
+            )
 
     def link(self, link_id: str) -> str:
         """``link/<id>``."""
-        return f"{self._prefix}link/{check_level(link_id, what='link id')}"
+        try:
+            return self._named["link"][link_id]
+        except (KeyError, TypeError):
+            return self._check_and_keep("link", link_id, "link id", self._prefix + "link/", "")
 
     def schema(self, type_name: str) -> str:
         """``schema/<type>``."""
-        return f"{self._prefix}schema/{check_level(type_name, what='payload type')}"
+        try:
+            return self._named["schema"][type_name]
+        except (KeyError, TypeError):
+            return self._check_and_keep(
+                "schema", type_name, "payload type", self._prefix + "schema/", ""
+            )
 
     def cmd(self, verb: str) -> str:
         """``cmd/<verb>``."""
-        return f"{self._cmd}{check_level(verb, what='command verb')}"
+        try:
+            return self._named["cmd"][verb]
+        except (KeyError, TypeError):
+            return self._check_and_keep("cmd", verb, "command verb", self._cmd, "")
 
     def reply(self, verb: str) -> str:
         """``reply/<verb>``."""
-        return f"{self._prefix}reply/{check_level(verb, what='command verb')}"
+        try:
+            return self._named["reply"][verb]
+        except (KeyError, TypeError):
+            return self._check_and_keep("reply", verb, "command verb", self._prefix + "reply/", "")
+
+    def _check_and_keep(self, kind: str, level: str, what: str, head: str, tail: str) -> str:
+        """``head + level + tail`` once ``level`` passes check_level; remembered per kind."""
+        topic = head + check_level(level, what=what) + tail
+        named = self._named.setdefault(kind, {})
+        if len(named) < _NAMES_KEPT:
+            named[level] = topic
+        return topic
 
     def verb_of(self, topic: str) -> str | None:
         """The verb of a ``cmd/<verb>`` topic (unvalidated), or None for other topics."""
