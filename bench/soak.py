@@ -436,47 +436,33 @@ class Soak:
         plans = d.plans
         d.alarms.clear(alarm)
         d.request_reload()
-        seen: dict[str, bool] = {}
-
-        def reported() -> bool:
-            active = d.alarms.active.get(alarm)
-            if active is not None and expect in active.message:
-                seen["alarm"] = True
-            return seen.get("alarm", False)
+        seen = {"reported": False, "kept": True}
 
         async def restore() -> None:
             target.write_text(good)
             d.request_reload()
             self.reloading = False
 
-        self.later(1800.0, restore)
-        check: Callable[[], bool]
-        if kind == "bad-tle-reload":
-            # The bad sets named, the rest re-planned; after the restore the alarm clears.
-            def check() -> bool:
-                return (
-                    reported()
-                    and d.plans > plans
-                    and not self.reloading
-                    and alarm not in d.alarms.active
-                )
-        else:
-            # The old config kept while the bad file is there; the alarm clears after it.
-            check = self._config_check(alarm, config, reported)
-        self.add(kind, target.name, 3600, check)
-
-    def _config_check(
-        self, alarm: str, config: Any, reported: Callable[[], bool]
-    ) -> Callable[[], bool]:
-        d = self.daemon
-        kept = {"ok": True}
-
         def check() -> bool:
-            if self.reloading and d.config is not config:
-                kept["ok"] = False  # the bad config was applied: never recovers
-            return kept["ok"] and reported() and not self.reloading and alarm not in d.alarms.active
+            # Recovered: the bad input was named in the alarm while it was there, a bad
+            # config never replaced the running one, bad element sets still left a new
+            # plan, and the alarm cleared once the good file was back.
+            active = d.alarms.active.get(alarm)
+            if active is not None and expect in active.message:
+                seen["reported"] = True
+            if kind == "bad-config-reload" and self.reloading and d.config is not config:
+                seen["kept"] = False
+            replanned = kind != "bad-tle-reload" or d.plans > plans
+            return (
+                seen["reported"]
+                and seen["kept"]
+                and replanned
+                and not self.reloading
+                and alarm not in d.alarms.active
+            )
 
-        return check
+        self.later(1800.0, restore)
+        self.add(kind, target.name, 3600, check)
 
     def _log_full(self, antenna: str) -> None:
         """Scenario 16: an hour of info logs to /dev/full; tracking goes on."""

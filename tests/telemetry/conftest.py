@@ -268,6 +268,19 @@ async def mosquitto_factory(tmp_path: Path) -> AsyncIterator[MosquittoFactory]:
         await broker.kill()
 
 
+@pytest.fixture(params=["mosquitto", "embedded"])
+async def any_broker(
+    request: pytest.FixtureRequest, mosquitto_factory: MosquittoFactory
+) -> AsyncIterator[tuple[str, int]]:
+    """(url, port) of a plain Mosquitto or of the embedded amqtt broker."""
+    if request.param == "mosquitto":
+        broker = await mosquitto_factory()
+        yield broker.url, broker.port
+    else:
+        async with EmbeddedBroker(port=0, ws_port=None) as embedded:
+            yield embedded.url, embedded.tcp_port
+
+
 @pytest.fixture
 async def mosquitto(mosquitto_factory: MosquittoFactory) -> MosquittoBroker:
     """A plain, anonymous Mosquitto."""

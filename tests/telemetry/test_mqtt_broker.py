@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,19 +53,6 @@ async def _wait(awaitable: object, timeout_s: float = DEADLINE_S) -> None:
 def _cmd(clock: SystemClock, request_id: str, ts_offset_s: float = 0.0, **fields: object) -> bytes:
     ts = clock.now() + timedelta(seconds=ts_offset_s)
     return json.dumps({"request_id": request_id, "ts": ts.isoformat(), **fields}).encode()
-
-
-@pytest.fixture(params=["mosquitto", "embedded"])
-async def any_broker(
-    request: pytest.FixtureRequest, mosquitto_factory: MosquittoFactory
-) -> AsyncIterator[tuple[str, int]]:
-    """(url, port) of a plain Mosquitto or of the embedded amqtt broker."""
-    if request.param == "mosquitto":
-        broker = await mosquitto_factory()
-        yield broker.url, broker.port
-    else:
-        async with EmbeddedBroker(port=0, ws_port=None) as embedded:
-            yield embedded.url, embedded.tcp_port
 
 
 async def test_every_topic_validates_against_its_published_schema(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import random
@@ -12,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from controller.telemetry.broker import EmbeddedBroker
 from controller.telemetry.config import MqttConfig
 from controller.telemetry.mqtt import (
     Backoff,
@@ -204,24 +204,11 @@ def _seqs(messages: list[Received], topic: str) -> list[int]:
     return [int(m.json()["seq"]) for m in messages if m.topic == topic]
 
 
-@pytest.fixture(params=["mosquitto", "embedded"])
-async def broker_port(
-    request: pytest.FixtureRequest, mosquitto_factory: MosquittoFactory
-) -> AsyncIterator[tuple[str, int]]:
-    """(url, port) of a plain Mosquitto or of the embedded amqtt broker."""
-    if request.param == "mosquitto":
-        broker = await mosquitto_factory()
-        yield broker.url, broker.port
-    else:
-        async with EmbeddedBroker(port=0, ws_port=None) as embedded:
-            yield embedded.url, embedded.tcp_port
-
-
 async def test_one_write_carries_many_messages_in_order_and_every_event_is_acked(
-    broker_port: tuple[str, int],
+    any_broker: tuple[str, int],
 ) -> None:
     """A backlog leaves in few socket writes; events arrive complete and in order, all acked."""
-    url, port = broker_port
+    url, port = any_broker
     config = fast_config(url, max_inflight=1000, outbox_stream_depth=2000)
     publisher = MqttPublisher(config, "gs1", SystemClock())
     count = 400  # with the samples, within what the brokers queue for one subscriber
@@ -242,13 +229,10 @@ async def test_one_write_carries_many_messages_in_order_and_every_event_is_acked
         assert stats.unsendable == 0
 
 
-async def test_writes_the_socket_defers_still_arrive_in_order(
-    mosquitto_factory: MosquittoFactory,
-) -> None:
-    """With the broker frozen the socket fills; queued writes go out in order once it runs."""
+async def _unqueued_broker(mosquitto_factory: MosquittoFactory) -> MosquittoBroker:
+    """A Mosquitto without a per-subscriber queue limit (the default holds 1000)."""
     port = free_port()
-    # No per-subscriber queue limit (the default holds 1000): the burst must all arrive.
-    broker = await mosquitto_factory(
+    return await mosquitto_factory(
         port=port,
         raw_config=(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
@@ -256,6 +240,40 @@ async def test_writes_the_socket_defers_still_arrive_in_order(
             "max_queued_messages 0\nset_tcp_nodelay true\n"
         ),
     )
+
+
+@contextlib.asynccontextmanager
+async def _frozen_with_backlog(
+    publisher: MqttPublisher, broker: MosquittoBroker, clock: SystemClock, count: int
+) -> AsyncIterator[None]:
+    """Freeze the broker (SIGSTOP) and send ``count`` events until a write is deferred and
+    the outbox is empty; the body runs frozen, the broker runs again on exit."""
+    pipe = publisher._pipe
+    assert pipe is not None
+    # A small send buffer, so the frozen broker's receive buffer and ours fill quickly.
+    pipe._paho._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    assert broker._proc is not None
+    pid = broker._proc.pid  # the test's own Mosquitto process
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for n in range(1, count + 1):
+            publisher.send(PassEvent(antenna="a1", norad_id=n, event="tca"))
+
+        async def deferred() -> None:
+            while publisher.stats.writes_deferred == 0 or len(publisher._outbox):
+                await clock.sleep(0.01)  # polls a counter nothing signals
+
+        await asyncio.wait_for(deferred(), DEADLINE_S)
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def test_writes_the_socket_defers_still_arrive_in_order(
+    mosquitto_factory: MosquittoFactory,
+) -> None:
+    """With the broker frozen the socket fills; queued writes go out in order once it runs."""
+    broker = await _unqueued_broker(mosquitto_factory)
     clock = SystemClock()
     config = fast_config(broker.url, max_inflight=10_000, outbox_events=20_000)
     count = 2000
@@ -264,25 +282,8 @@ async def test_writes_the_socket_defers_still_arrive_in_order(
         MqttPublisher(config, "gs1", clock) as publisher,
     ):
         await asyncio.wait_for(publisher.flush(), DEADLINE_S)
-        pipe = publisher._pipe
-        assert pipe is not None
-        # A small send buffer, so the frozen broker's receive buffer and ours fill quickly.
-        pipe._paho._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        assert broker._proc is not None
-        pid = broker._proc.pid  # the test's own Mosquitto process
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            for n in range(1, count + 1):
-                publisher.send(PassEvent(antenna="a1", norad_id=n, event="tca"))
-
-            async def deferred() -> None:
-                while publisher.stats.writes_deferred == 0 or len(publisher._outbox):
-                    await clock.sleep(0.01)  # polls a counter nothing signals
-
-            await asyncio.wait_for(deferred(), DEADLINE_S)
+        async with _frozen_with_backlog(publisher, broker, clock, count):
             assert publisher.pending > 0
-        finally:
-            os.kill(pid, signal.SIGCONT)
         # Keep producing while the backlog drains: new writes must queue behind it, never
         # slip onto the socket between the parts of a half-written one.
         for n in range(count + 1, 2 * count + 1):
@@ -323,15 +324,8 @@ async def test_events_in_writes_cut_off_by_a_lost_connection_are_resent_in_order
     mosquitto_factory: MosquittoFactory,
 ) -> None:
     """Events in writes still queued or unacknowledged when the connection goes are resent."""
-    port = free_port()
-    broker = await mosquitto_factory(  # no per-subscriber queue limit: all must arrive
-        port=port,
-        raw_config=(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"log_dest stderr\nlog_type information\nuser {getpass.getuser()}\n"
-            "max_queued_messages 0\nset_tcp_nodelay true\n"
-        ),
-    )
+    broker = await _unqueued_broker(mosquitto_factory)
+    port = broker.port
     clock = SystemClock()
     config = fast_config(broker.url, max_inflight=10_000, outbox_events=20_000)
     count = 2000
@@ -340,25 +334,9 @@ async def test_events_in_writes_cut_off_by_a_lost_connection_are_resent_in_order
         MqttPublisher(config, "gs1", clock) as publisher,
     ):
         await asyncio.wait_for(publisher.flush(), DEADLINE_S)
-        pipe = publisher._pipe
-        assert pipe is not None
-        pipe._paho._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # fills fast
-        assert broker._proc is not None
-        pid = broker._proc.pid  # the test's own Mosquitto process
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            for n in range(1, count + 1):
-                publisher.send(PassEvent(antenna="a1", norad_id=n, event="tca"))
-
-            async def deferred() -> None:
-                while publisher.stats.writes_deferred == 0 or len(publisher._outbox):
-                    await clock.sleep(0.01)  # polls a counter nothing signals
-
-            await asyncio.wait_for(deferred(), DEADLINE_S)
+        async with _frozen_with_backlog(publisher, broker, clock, count):
             # Waiting in the frozen broker's backlog: a client taking over our client id.
             intruder = _takeover(port, publisher.client_id)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         with intruder:
             await asyncio.wait_for(
                 publisher.wait_for(lambda p: p.stats.disconnects >= 1), DEADLINE_S
