@@ -1,7 +1,8 @@
 """An embedded amqtt broker on loopback: the zero-setup broker of ``make demo``.
 
-``mqtt.embedded = true`` runs it inside the daemon's process, with a TCP listener on the
-loopback address of ``mqtt.broker`` and a WebSocket listener on ``embedded_ws_port`` for
+``mqtt.embedded = true`` runs it for the daemon (in a child process unless
+``mqtt.embedded_process = false``), with a TCP listener on the loopback address of
+``mqtt.broker`` and a WebSocket listener on ``embedded_ws_port`` for
 browser dashboards. It binds loopback only and allows anonymous clients, so it is for a
 single machine; production points ``mqtt.broker`` at Mosquitto instead. Port 0 picks a
 free port (tests); the bound ports are then on :attr:`EmbeddedBroker.tcp_port` and
@@ -64,9 +65,15 @@ class EmbeddedBroker:
 
     @classmethod
     def from_config(cls, config: MqttConfig) -> EmbeddedBroker:
-        """The broker ``[mqtt]`` asks for (host and port of ``broker``, ``embedded_ws_port``)."""
+        """The broker ``[mqtt]`` asks for (``broker``'s host and port, ``embedded_ws_port``,
+        ``embedded_process``)."""
         address = config.address
-        return cls(host=address.host, port=address.port, ws_port=config.embedded_ws_port)
+        return cls(
+            host=address.host,
+            port=address.port,
+            ws_port=config.embedded_ws_port,
+            isolated=config.embedded_process,
+        )
 
     @property
     def tcp_port(self) -> int:
@@ -155,8 +162,13 @@ class EmbeddedBroker:
         if self._ws_port is not None:
             args += ["--ws-port", str(self._ws_port)]
         # stderr is inherited: a pipe nobody reads would stall a child that logs a lot.
+        # Its own session: a Ctrl-C on the terminal reaches the daemon only, which still
+        # publishes its final state through this broker before it stops it.
         child = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
         )
         assert child.stdout is not None
         # The child prints one JSON line once it listens: the bound ports, or its error.

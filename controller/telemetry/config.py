@@ -12,8 +12,12 @@ Example (TOML)::
     outbox_events = 10000                        # QoS 1 events/replies held during an outage
     command_max_age_s = 30
 
-``embedded = true`` starts an in-process amqtt broker on the loopback address of
-``broker`` (TCP) and on ``embedded_ws_port`` (WebSocket, for browser dashboards).
+``embedded = true`` starts an amqtt broker on the loopback address of ``broker`` (TCP)
+and on ``embedded_ws_port`` (WebSocket, for browser dashboards). By default
+(``embedded_process = true``) it runs in a child process of the daemon: it then uses
+another core than the control loops (amqtt costs several tasks per message, more CPU
+than the daemon's own work per message), and a broker that stalls cannot stall them;
+the child exits with the daemon. ``embedded_process = false`` keeps it in-process.
 Secrets never sit in the config file or the URL: the password is read from
 ``password_file`` when connecting. Relative paths are resolved by
 :meth:`MqttConfig.resolve_paths` against the config file's directory.
@@ -128,6 +132,7 @@ class MqttConfig(BaseModel):
     cert_file: Path | None = None
     key_file: Path | None = None
     embedded: bool = False
+    embedded_process: bool = True
     embedded_ws_port: Annotated[int, Field(ge=0, le=65535)] | None = 9001
     keepalive_s: Annotated[int, Field(ge=2, le=600)] = 5
     connect_timeout_s: Annotated[float, Field(gt=0.0, le=120.0)] = 5.0

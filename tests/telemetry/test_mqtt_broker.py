@@ -476,11 +476,19 @@ async def test_outbox_overflow_during_an_outage_is_reported(
         assert notice["details"] == {"dropped": 15, "pass/event": 15}
 
 
-async def test_embedded_broker_from_config_listens_where_the_config_says() -> None:
-    """[mqtt] embedded = true: the broker takes its TCP port from the broker URL."""
+@pytest.mark.parametrize("process", [True, False])
+async def test_embedded_broker_from_config_listens_where_the_config_says(process: bool) -> None:
+    """[mqtt] embedded = true: the broker takes its TCP port from the broker URL, and runs
+    in a child process unless embedded_process = false."""
     port = free_port()
-    config = MqttConfig(embedded=True, broker=f"mqtt://127.0.0.1:{port}", embedded_ws_port=0)
+    config = MqttConfig(
+        embedded=True,
+        broker=f"mqtt://127.0.0.1:{port}",
+        embedded_ws_port=0,
+        **({} if process else {"embedded_process": False}),
+    )
     async with EmbeddedBroker.from_config(config) as broker:
+        assert (broker.pid is not None) is process
         assert broker.tcp_port == port
         assert broker.ws_port not in (None, 0, port)
         async with MqttPublisher(fast_config(config.broker), "gs1", SystemClock()) as publisher:
