@@ -1463,9 +1463,9 @@ class Daemon:
         waits: list[Awaitable[Any]] = [ant.wake.wait()]
         if until is not None:
             waits.append(self.clock.sleep_until(until))
-        park_after = tracker.settings.park_after_idle_s
         if tracker.mode not in ("parked", "stowed", "manual") and ant.hold is None:
-            fits = until is None or (until - self.clock.now()).total_seconds() > park_after
+            # Only a park that is over before the next track's plan (see park_fits).
+            fits = until is None or tracker.park_fits((until - self.clock.now()).total_seconds())
             if fits:
                 # run_schedule([]) idles park_after_idle_s, then parks (with its telemetry).
                 waits.append(tracker.run_schedule([]))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Coroutine, Sequence
@@ -269,13 +270,21 @@ class AntennaTracker:
             return
         plan_at = job.aos - timedelta(seconds=horizon_s)
         idle_s = (plan_at - now).total_seconds()
-        # Park only if the wait outlasts the idle time plus a trip to park and back.
-        worth_it_s = self.settings.park_after_idle_s + 2 * self._worst_travel_s()
-        if idle_s > worth_it_s and self.mode not in ("parked", "stowed"):
+        if self.park_fits(idle_s) and self.mode not in ("parked", "stowed"):
             await self.clock.sleep(self.settings.park_after_idle_s)
             await self._park()
         if plan_at > self.clock.now():
             await self.clock.sleep_until(plan_at)
+
+    def park_fits(self, idle_s: float) -> bool:
+        """Whether parking after ``park_after_idle_s`` fits in ``idle_s`` before the next plan.
+
+        Only a park that is over before the next plan is made is worth starting: the plan
+        reads where the rotator is, and a rotator still on its way to park would be farther
+        from the next pass than that reading says (the pre-position would start too late).
+        So the wait must outlast the idle time plus a trip to park and back.
+        """
+        return idle_s > self.settings.park_after_idle_s + 2 * self._worst_travel_s()
 
     def _worst_travel_s(self) -> float:
         """The longest move this rotator can make (corner to corner)."""
@@ -339,6 +348,7 @@ class AntennaTracker:
             allowed_error_deg=allowed,
             latency_s=self.latency_s,
         )
+        plan = self._allow_for_motion(plan, position)
         report.plan = plan
         report.variant = plan.variant
         report.reason = plan.reason
@@ -465,6 +475,34 @@ class AntennaTracker:
             raise TrackerError(
                 f"rotator failed {self._failures} times in a row; last: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def _allow_for_motion(self, plan: PointingPlan, read: Position) -> PointingPlan:
+        """Start the pre-position earlier if the rotator may still be moving to its last
+        command (a park, say): the plan only knows the position read at planning time.
+
+        When the pre-position starts, the rotator is somewhere between that reading and its
+        last command; each axis's travel from a point between two others is at most the
+        longer of the two, so the longer travel is the one to allow for.
+        """
+        heading = self._last_cmd
+        if heading is None:
+            return plan
+        caps = self.rotator.capabilities
+        start = plan.start_position
+        extra_s = travel_time_s(caps, heading, start) - travel_time_s(caps, read, start)
+        if extra_s <= 0:
+            return plan
+        earliest_s = plan.track.at_time(self.clock.now())
+        moved = max(earliest_s, plan.preposition_start_s - extra_s)
+        if moved >= plan.preposition_start_s:
+            return plan
+        self._log.info(
+            "pre-position moved earlier: the rotator is still moving",
+            read=str(read),
+            heading=str(heading),
+            earlier_s=round(plan.preposition_start_s - moved, 1),
+        )
+        return dataclasses.replace(plan, preposition_start_s=moved)
 
     async def _position_now(self) -> Position:
         """Where the rotator is (read if it can, else the last command, else park)."""

@@ -24,6 +24,7 @@ from controller.tracking.doppler import downlink_at_ground_hz
 from controller.tracking.link import Emitter, LinkBudget
 from controller.tracking.sky import SkyTrack
 from controller.tracking.tracker import REPORTS_KEPT, TrackerError, TrackJob
+from firmware_bridge.drivers.rotator import Position
 from firmware_bridge.errors import LimitError
 from firmware_bridge.protocols.base import Axis, SetPosition
 from tests.tracking.conftest import Rig, Seed, caps, rig
@@ -271,3 +272,32 @@ async def test_tracker_keeps_only_the_most_recent_reports(seed_data: Seed) -> No
         assert len(r.tracker.reports) == REPORTS_KEPT
         assert list(r.tracker.reports) == started[-REPORTS_KEPT:]
         assert all(rep.aborted == "cancelled by the operator" for rep in r.tracker.reports)
+
+
+async def test_a_plan_made_while_the_rotator_still_parks_starts_the_preposition_in_time(
+    seed_data: Seed,
+) -> None:
+    """The plan reads the rotator next to the pass's start, but it is on its way to park
+    (the zenith, far away): the pre-position allows for that move and the antenna points at
+    the satellite from AOS on."""
+    p = short_pass(seed_data)
+    config, sat, _ = link_setup(seed_data, p)
+    look = seed_data.predictor.look_angles(p.norad_id, seed_data.station, [p.aos])
+    start = Position(float(look.az_deg[0]), 1.0)
+    c = caps(360.0, 90.0, rate=3.0, accel=3.0)
+    async with rig(p.aos - timedelta(seconds=70), c, config=config, rotator_start=start) as r:
+        parking = asyncio.ensure_future(r.tracker._park())  # what an idle antenna does
+        await r.clock.advance(0.5)  # the twin's reply; the move itself takes about a minute
+        parking.result()
+        assert r.rotator.true_position().el_deg < 5.0  # still next to the pass's start
+        task = asyncio.ensure_future(r.tracker.track(TrackJob(p, sat)))
+        await r.clock.run_until(p.aos + timedelta(seconds=2))
+        sky = SkyTrack.from_pass(seed_data.predictor, seed_data.station, p, step_s=1.0)
+        point = sky.point(sky.at_time(r.clock.now()))
+        here = r.rotator.true_position()
+        # Within the pointing tolerance of a 12 deg beam (a late pre-position is tens of
+        # degrees off here: it would start from the zenith just before AOS).
+        assert abs(((here.az_deg - point.az_deg + 180.0) % 360.0) - 180.0) < BEAM_DEG / 2
+        assert abs(here.el_deg - point.el_deg) < BEAM_DEG / 2
+        await r.clock.run_until(p.los + timedelta(seconds=5))
+        assert task.result().aborted is None
