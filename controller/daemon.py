@@ -120,7 +120,7 @@ from controller.tracking.link import Emitter, LinkBudget, LinkSignalModel
 from controller.tracking.pointing import travel_time_s
 from controller.tracking.tracker import AntennaTracker, TrackJob, TrackReport
 from firmware_bridge.clock import Clock, SystemClock, VirtualClock
-from firmware_bridge.drivers.base import DriverState
+from firmware_bridge.drivers.base import Driver, DriverState
 from firmware_bridge.drivers.radio import RadioDriver, create_radio, get_radio_driver
 from firmware_bridge.drivers.rotator import (
     Position,
@@ -1597,25 +1597,42 @@ class Daemon:
     async def _watch_devices(self, ant: _Antenna) -> None:
         """While a track runs: a rotator that faults is an alarm at once (the tracker ends
         the track on its next read-back; the alarm must not wait for that). A radio that
-        faults is an alarm too (the track goes on without Doppler), cleared once it is back."""
-        while True:
-            await self.clock.sleep(_FAULT_POLL_S)
-            if ant.rotator.state is DriverState.FAULTED and ant.health != "fault":
-                self._antenna_fault(ant, f"rotator {ant.rotator.name} faulted: {self._why(ant)}")
-            if ant.radio is not None and ant.radio_id is not None:
-                alarm_id = f"radio-{ant.radio_id}"
-                if ant.radio.state is DriverState.FAULTED:
-                    health = ant.radio.health()
-                    why = health.device_fault or (health.link.last_error if health.link else "")
-                    self.alarms.raise_(
-                        alarm_id,
-                        "warning",
-                        f"radio {ant.radio_id} not answering, tracking without Doppler; "
-                        f"reconnecting: {why}",
-                        ant.radio_id,
-                    )
-                elif ant.radio.state in (DriverState.OK, DriverState.DEGRADED):
-                    self.alarms.clear(alarm_id)
+        faults is an alarm too (the track goes on without Doppler), cleared once it is back.
+
+        The drivers call back on every state change (no polling: a poll would wake the
+        loop several times a second per antenna for nothing)."""
+
+        def changed(_driver: Driver) -> None:
+            self._check_devices(ant)
+
+        drivers = [d for d in (ant.rotator, ant.radio) if d is not None]
+        for driver in drivers:
+            driver.add_state_listener(changed)
+        try:
+            self._check_devices(ant)
+            await asyncio.Event().wait()  # until the track ends and cancels the watch
+        finally:
+            for driver in drivers:
+                driver.remove_state_listener(changed)
+
+    def _check_devices(self, ant: _Antenna) -> None:
+        """Raise or clear the device alarms of a tracking antenna from its drivers' state."""
+        if ant.rotator.state is DriverState.FAULTED and ant.health != "fault":
+            self._antenna_fault(ant, f"rotator {ant.rotator.name} faulted: {self._why(ant)}")
+        if ant.radio is not None and ant.radio_id is not None:
+            alarm_id = f"radio-{ant.radio_id}"
+            if ant.radio.state is DriverState.FAULTED:
+                health = ant.radio.health()
+                why = health.device_fault or (health.link.last_error if health.link else "")
+                self.alarms.raise_(
+                    alarm_id,
+                    "warning",
+                    f"radio {ant.radio_id} not answering, tracking without Doppler; "
+                    f"reconnecting: {why}",
+                    ant.radio_id,
+                )
+            elif ant.radio.state in (DriverState.OK, DriverState.DEGRADED):
+                self.alarms.clear(alarm_id)
 
     async def _abort(self, ant: _Antenna, reason: str) -> bool:
         task = ant.track_task

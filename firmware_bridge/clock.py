@@ -25,11 +25,15 @@ import asyncio
 import heapq
 import itertools
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sized
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "ClockError", "SystemClock", "VirtualClock", "ensure_utc"]
+
+_SETTLE_ROUNDS = 1000
+"""Rounds after which a settling gives up waiting for the loop to go idle (a busy task)."""
 
 
 class ClockError(ValueError):
@@ -96,12 +100,18 @@ class SystemClock:
             await asyncio.sleep(min(remaining, 1.0))
 
 
-@dataclass(order=True)
+@dataclass(slots=True)
 class _Sleeper:
     deadline: float
-    seq: int
-    future: asyncio.Future[None] = field(compare=False)
-    handle: asyncio.TimerHandle | None = field(default=None, compare=False)
+    future: asyncio.Future[None]
+    handle: asyncio.TimerHandle | None = None
+
+
+# Heap entries: (deadline, sequence number, sleeper). Plain tuples because the heap compares
+# them on every push and pop, and tuple comparison runs in C; the sequence number keeps
+# ties in the order the sleepers went to sleep (and is never equal, so sleepers are never
+# compared themselves).
+_Entry = tuple[float, int, _Sleeper]
 
 
 class VirtualClock:
@@ -111,7 +121,7 @@ class VirtualClock:
         self._start = ensure_utc(start, name="VirtualClock start")
         self._mono = 0.0
         self._wall_offset_s = 0.0
-        self._heap: list[_Sleeper] = []
+        self._heap: list[_Entry] = []
         self._seq = itertools.count()
         # Free-running mode: virtual = _fr_virtual0 + speed * (real - _fr_real0).
         self._speed: float | None = None
@@ -137,12 +147,12 @@ class VirtualClock:
     @property
     def pending(self) -> int:
         """Number of sleepers not yet woken (cancelled ones excluded)."""
-        return sum(1 for s in self._heap if not s.future.done())
+        return sum(1 for _, _, s in self._heap if not s.future.done())
 
     def next_deadline(self) -> float | None:
         """Monotonic deadline of the earliest live sleeper, if any."""
         self._drop_done()
-        return self._heap[0].deadline if self._heap else None
+        return self._heap[0][0] if self._heap else None
 
     # -- sleeping ------------------------------------------------------------
     async def sleep(self, seconds: float) -> None:
@@ -161,8 +171,8 @@ class VirtualClock:
 
     async def _sleep_to(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
-        sleeper = _Sleeper(deadline, next(self._seq), loop.create_future())
-        heapq.heappush(self._heap, sleeper)
+        sleeper = _Sleeper(deadline, loop.create_future())
+        heapq.heappush(self._heap, (deadline, next(self._seq), sleeper))
         if self._speed is not None:
             self._arm(sleeper, loop)
         try:
@@ -198,7 +208,7 @@ class VirtualClock:
             )
         await self._run_to(target)
 
-    async def settle(self, max_rounds: int = 1000) -> None:
+    async def settle(self, max_rounds: int = _SETTLE_ROUNDS) -> None:
         """Let every ready task run until the event loop has nothing ready left.
 
         Why peek at ``loop._ready``: asyncio offers no public "is idle" query, and
@@ -222,20 +232,42 @@ class VirtualClock:
     async def _run_to(self, target: float) -> None:
         if self._speed is not None:
             raise ClockError("advance/run_until drive a manual clock; stop free-running first")
+        loop = asyncio.get_running_loop()
+        ready = getattr(loop, "_ready", None)
+        if ready is None:
+            await self._run_to_by_settling(target)
+            return
+        done: asyncio.Future[None] = loop.create_future()
+        _Stepper(self, loop, ready, target, done).schedule()
+        await done
+
+    async def _run_to_by_settling(self, target: float) -> None:
+        """The stepping of :meth:`_run_to` as a task (loops without a visible ready queue)."""
         await self.settle()
         while True:
             self._drop_done()
-            if not self._heap or self._heap[0].deadline > target:
+            if not self._heap or self._heap[0][0] > target:
                 break
-            sleeper = heapq.heappop(self._heap)
+            sleeper = heapq.heappop(self._heap)[2]
             self._mono = max(self._mono, sleeper.deadline)
             sleeper.future.set_result(None)
             await self.settle()
         self._mono = max(self._mono, target)
         await self.settle()
 
+    def _wake_next(self, target: float) -> bool:
+        """Wake the earliest sleeper due by ``target`` (True), or move time to it (False)."""
+        self._drop_done()
+        if not self._heap or self._heap[0][0] > target:
+            self._mono = max(self._mono, target)
+            return False
+        sleeper = heapq.heappop(self._heap)[2]
+        self._mono = max(self._mono, sleeper.deadline)
+        sleeper.future.set_result(None)
+        return True
+
     def _drop_done(self) -> None:
-        while self._heap and self._heap[0].future.done():
+        while self._heap and self._heap[0][2].future.done():
             heapq.heappop(self._heap)
 
     # -- wall-clock steps (for clock-jump tests) -----------------------------
@@ -253,7 +285,7 @@ class VirtualClock:
         self._speed = float(speed)
         self._fr_real0 = time.monotonic()
         self._fr_virtual0 = current
-        for sleeper in self._heap:
+        for _, _, sleeper in self._heap:
             if not sleeper.future.done():
                 self._arm(sleeper, loop)
 
@@ -263,7 +295,7 @@ class VirtualClock:
             return
         self._mono = self.monotonic()
         self._speed = None
-        for sleeper in self._heap:
+        for _, _, sleeper in self._heap:
             if sleeper.handle is not None:
                 sleeper.handle.cancel()
                 sleeper.handle = None
@@ -282,8 +314,67 @@ class VirtualClock:
         # deadline counts as reached.
         horizon = max(self.monotonic(), due)
         self._drop_done()
-        while self._heap and self._heap[0].deadline <= horizon:
-            sleeper = heapq.heappop(self._heap)
+        while self._heap and self._heap[0][0] <= horizon:
+            sleeper = heapq.heappop(self._heap)[2]
             if not sleeper.future.done():
                 sleeper.future.set_result(None)
             self._drop_done()
+
+
+class _Stepper:
+    """Drives one :meth:`VirtualClock._run_to` from plain loop callbacks.
+
+    Same schedule as awaiting :meth:`VirtualClock.settle` after every wake-up (the callback
+    is queued exactly where the settling task's step would be, so every task runs in the
+    same order), without a task step per round: a callback that re-queues itself until the
+    ready queue has been empty on two consecutive rounds (the second lets I/O that became
+    ready in the meantime have its turn), then wakes the next sleeper. ``settle``'s round
+    limit applies to each settling too.
+    """
+
+    __slots__ = ("_clock", "_done", "_finishing", "_loop", "_quiet", "_ready", "_rounds", "_target")
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        loop: asyncio.AbstractEventLoop,
+        ready: Sized,
+        target: float,
+        done: asyncio.Future[None],
+    ) -> None:
+        self._clock = clock
+        self._loop = loop
+        self._ready = ready
+        self._target = target
+        self._done = done
+        self._quiet = 0
+        self._rounds = 0
+        self._finishing = False
+
+    def schedule(self) -> None:
+        """Queue the next round behind everything ready now."""
+        self._loop.call_soon(self._round)
+
+    def _round(self) -> None:
+        if self._done.done():  # the caller was cancelled
+            return
+        try:
+            self._rounds += 1
+            if len(self._ready) == 0:
+                self._quiet += 1
+            else:
+                self._quiet = 0
+            if self._quiet < 2 and self._rounds < _SETTLE_ROUNDS:
+                self.schedule()
+                return
+            self._quiet = self._rounds = 0
+            if self._finishing:
+                self._done.set_result(None)
+                return
+            if not self._clock._wake_next(self._target):
+                # Time is at the target: one last settling, as after every wake-up.
+                self._finishing = True
+            self.schedule()
+        except Exception as exc:
+            # Reported to whoever awaits the advance, not lost in the loop's handler.
+            self._done.set_exception(exc)

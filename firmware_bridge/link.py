@@ -35,6 +35,12 @@ the link is declared ``ok`` again; then the failure count is reset.
 States: ``connecting`` (first connect in progress), ``ok``, ``degraded`` (ok, but a retry
 or failure happened within ``policy.degraded_for_s``), ``faulted`` (reconnecting),
 ``closed``. Counters for health reports: :class:`LinkCounters`.
+
+State listeners (:meth:`CommandLink.add_state_listener`) are called, synchronously and in
+the order they were added, after every change of the state or of ``last_error`` that is
+not a matter of time passing (``degraded`` fading back to ``ok`` is not announced): so a
+supervisor reacts to a fault at once instead of polling. A listener that raises is logged
+and does not disturb the link.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ __all__ = [
     "ProbeHook",
     "ReplyDecoder",
     "ResyncHook",
+    "StateListener",
     "exchange",
 ]
 
@@ -90,6 +97,9 @@ ResyncHook = Callable[[ByteTransport], Awaitable[None]]
 
 ProbeHook = Callable[[ByteTransport], Awaitable[object]]
 """Called on a freshly connected transport; raising means the device is not back yet."""
+
+StateListener = Callable[[], None]
+"""Called after the link's state or last error changed (see the module docstring)."""
 
 
 class ReplyDecoder(Protocol[T_co]):
@@ -416,6 +426,26 @@ class CommandLink:
         self._next_attempt_at: float | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._listeners: list[StateListener] = []
+
+    # -- state listeners -------------------------------------------------------------
+    def add_state_listener(self, listener: StateListener) -> None:
+        """Call ``listener()`` after every state (or last-error) change from now on."""
+        self._listeners.append(listener)
+
+    def remove_state_listener(self, listener: StateListener) -> None:
+        """Stop calling ``listener``; a listener that was not added is ignored."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _changed(self) -> None:
+        # A copy: a listener may remove itself while being called.
+        for listener in tuple(self._listeners):
+            try:
+                listener()
+            except Exception:
+                # The link's own bookkeeping must go on whatever a supervisor's callback does.
+                _log.exception("%s: a state listener failed", self._name)
 
     # -- read-only views -----------------------------------------------------------
     @property
@@ -475,6 +505,7 @@ class CommandLink:
             return
         self._state = LinkState.OK
         self._ready.set()
+        self._changed()
 
     async def wait_ready(self) -> None:
         """Wait until the link is ``ok`` (or ``degraded``)."""
@@ -488,6 +519,7 @@ class CommandLink:
             return
         self._state = LinkState.CLOSED
         self._ready.clear()
+        self._changed()
         task, self._reconnect_task = self._reconnect_task, None
         if task is not None:
             task.cancel()
@@ -562,7 +594,10 @@ class CommandLink:
         for attempt in range(attempts):
             if attempt > 0:
                 self._counters.retries += 1
+                was_ok = self.state is LinkState.OK
                 self._last_trouble = self._clock.monotonic()
+                if was_ok:
+                    self._changed()  # ok -> degraded
                 await self._run_resync(transport, timeout_s)
             try:
                 reply = await self._attempt(transport, data, decoder, timeout_s)
@@ -697,6 +732,8 @@ class CommandLink:
             self._declare_faulted(
                 f"{self._consecutive_failures} consecutive failed requests; last: {message}"
             )
+        else:
+            self._changed()
 
     def _declare_faulted(self, reason: str) -> None:
         if self._state in (LinkState.CLOSED, LinkState.FAULTED):
@@ -713,6 +750,7 @@ class CommandLink:
         self._reconnect_task = asyncio.get_running_loop().create_task(
             self._reconnect_loop(old), name=f"{self._name}-reconnect"
         )
+        self._changed()
 
     async def _connect_once(self) -> ByteTransport:
         async def connect_and_probe() -> ByteTransport:
@@ -746,11 +784,13 @@ class CommandLink:
                 self._last_error = f"reconnect attempt {self._counters.reconnect_attempts}: {exc}"
                 _log.info("%s: %s", self._name, self._last_error)
                 self._next_attempt_at = self._clock.monotonic() + self._backoff.next_delay_s()
+                self._changed()
                 continue
             except Exception as exc:
                 # A bug in the connect factory or probe: retrying would repeat it forever.
                 self._last_error = f"reconnect loop stopped by an unexpected error: {exc!r}"
                 _log.exception("%s: %s", self._name, self._last_error)
+                self._changed()
                 return
             break
         self._transport = transport
@@ -762,3 +802,4 @@ class CommandLink:
         self._reconnect_task = None
         self._ready.set()
         _log.warning("%s: link restored after %d attempt(s)", self._name, self._backoff.attempts)
+        self._changed()

@@ -23,6 +23,10 @@ Every driver names its simulator twin (``twin``, a name in the simulator registr
 
 States (:class:`DriverState`) come from the link, with one overlay: a driver may declare a
 *device* fault (a stalled rotator axis) that reads ``faulted`` while the link itself is fine.
+Whoever must react to a state change at once (the daemon raising an alarm) registers a
+listener with :meth:`Driver.add_state_listener` instead of polling ``state``: it is called
+with the driver after every change of the link's state or last error, and of the device
+fault.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = [
     "DriverHealth",
     "DriverKind",
     "DriverState",
+    "StateListener",
     "create_driver",
     "driver_names",
     "get_driver",
@@ -193,6 +198,10 @@ def create_driver(
 T = TypeVar("T")
 
 
+StateListener = Callable[["Driver"], None]
+"""Called with the driver after its state (or the reason behind it) changed."""
+
+
 class Driver:
     """Base of every driver: link lifecycle, state, health, logging; see the module docstring.
 
@@ -233,6 +242,7 @@ class Driver:
         self._link: CommandLink | None = None
         self._entered = False
         self._device_fault: str | None = None
+        self._listeners: list[StateListener] = []
         self._log: structlog.typing.FilteringBoundLogger = structlog.get_logger(
             "firmware_bridge.drivers"
         ).bind(device=self._name, driver=self.driver_name)
@@ -288,6 +298,26 @@ class Driver:
             device_fault=self._device_fault,
         )
 
+    # -- state listeners -----------------------------------------------------------
+    def add_state_listener(self, listener: StateListener) -> None:
+        """Call ``listener(driver)`` after every state change from now on (see the module
+        docstring); it survives close() and open()."""
+        self._listeners.append(listener)
+
+    def remove_state_listener(self, listener: StateListener) -> None:
+        """Stop calling ``listener``; a listener that was not added is ignored."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _state_changed(self) -> None:
+        # A copy: a listener may remove itself while being called.
+        for listener in tuple(self._listeners):
+            try:
+                listener(self)
+            except Exception:
+                # The driver's own bookkeeping must go on whatever a callback does.
+                self._log.exception("a state listener failed")
+
     # -- lifecycle -----------------------------------------------------------------
     async def open(self) -> None:
         """Connect (a failed connect leaves the driver ``faulted`` and reconnecting)."""
@@ -302,6 +332,7 @@ class Driver:
             probe=self._probe,
             name=self._name,
         )
+        self._link.add_state_listener(self._state_changed)
         self._log.info("opening", url=self._url)
         await self._link.open()
         self._log.info("opened", state=self.state.value)
@@ -368,7 +399,8 @@ class Driver:
                 self._log.info("device fault cleared", was=self._device_fault)
             else:
                 self._log.warning("device fault", reason=reason)
-        self._device_fault = reason
+            self._device_fault = reason
+            self._state_changed()
 
     def __repr__(self) -> str:
         """Show the driver, the device name and the state."""
