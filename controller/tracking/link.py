@@ -68,6 +68,8 @@ _TRUTH_STEP_S: Final = 1.0
 TRUTH_WINDOW_S: Final = 1800.0
 _GATE_STEP_S: Final = 30.0
 _GATE_EL_DEG: Final = -15.0
+# Fine samples below this are below -1 deg (the meter's horizon) between them too.
+_SKIP_EL_DEG: Final = -1.5
 """A window whose 30 s samples all lie below -15 deg holds no moment above -1 deg (where a
 signal counts): a LEO satellite near the horizon climbs well under 1 deg/s, so 14 deg in
 the 15 s to the nearest sample is out of reach."""
@@ -249,7 +251,8 @@ class LinkSignalModel:
         self._emitters = sorted(emitters, key=lambda e: e.start)
         # One window per emitter (the one last read): time moves forward, so the previous
         # window is not needed again, and an emitter off the air holds none.
-        self._windows: dict[Emitter, tuple[int, SkyTrack | None]] = {}
+        # With the track-time span in which the emitter can be above -1 deg of elevation.
+        self._windows: dict[Emitter, tuple[int, SkyTrack | None, float, float]] = {}
         self.noise_floor_db = noise_floor_db
 
     def add(self, emitter: Emitter) -> None:
@@ -257,9 +260,10 @@ class LinkSignalModel:
         self._emitters.append(emitter)
         self._emitters.sort(key=lambda e: e.start)
 
-    def _track(self, emitter: Emitter, now: datetime) -> SkyTrack | None:
+    def _track(self, emitter: Emitter, now: datetime) -> tuple[SkyTrack | None, float, float]:
         """The emitter's true track over the window holding ``now``, propagated once (None:
-        below the horizon all through the window).
+        below the horizon all through the window), and the span of track time (seconds)
+        outside which it is below -1 deg of elevation.
 
         Why not one propagation per reading: a single-time call costs a millisecond, and the
         meter is read every second; 1 s samples interpolated on the unit sphere are within
@@ -269,7 +273,7 @@ class LinkSignalModel:
         index = math.floor((now - emitter.start).total_seconds() / TRUTH_WINDOW_S)
         cached = self._windows.get(emitter)
         if cached is not None and cached[0] == index:
-            return cached[1]
+            return cached[1], cached[2], cached[3]
         # Full-length windows even past ``end``: the geometry is real there too, and a short
         # last window could be shorter than one step.
         window_start = emitter.start + timedelta(seconds=index * TRUTH_WINDOW_S)
@@ -285,6 +289,7 @@ class LinkSignalModel:
             step_s=_GATE_STEP_S,
         )
         track: SkyTrack | None = None
+        first_s = last_s = math.nan
         if float(np.max(coarse.el_deg)) >= _GATE_EL_DEG:
             track = SkyTrack.sample(
                 self._predictor,
@@ -294,8 +299,17 @@ class LinkSignalModel:
                 window_end,
                 step_s=_TRUTH_STEP_S,
             )
-        self._windows[emitter] = (index, track)
-        return track
+            # Most of a window is below the horizon: reading the meter then skips the
+            # interpolation. Between two 1 s samples below -1.5 deg the interpolated point
+            # is below -1 deg (a LEO satellite moves well under 0.5 deg of sky in 1 s).
+            up = np.flatnonzero(track.el_deg >= _SKIP_EL_DEG)
+            if up.size:
+                first_s = float(track.t_s[max(0, int(up[0]) - 1)])
+                last_s = float(track.t_s[min(len(track.t_s) - 1, int(up[-1]) + 1)])
+            else:
+                track = None
+        self._windows[emitter] = (index, track, first_s, last_s)
+        return track, first_s, last_s
 
     def snr_db(self, now: datetime, rx_freq_hz: float) -> float | None:
         """The SNR of the strongest emitter on the air at ``now`` (None: nothing on the air)."""
@@ -307,10 +321,13 @@ class LinkSignalModel:
                 # Off the air for good (time moves forward): its window is not needed again.
                 self._windows.pop(emitter, None)
                 continue
-            track = self._track(emitter, now)
+            track, first_s, last_s = self._track(emitter, now)
             if track is None:
                 continue
-            point = track.point(track.at_time(now))
+            t = track.at_time(now)
+            if not first_s <= t <= last_s:
+                continue
+            point = track.point(t)
             if point.el_deg < -1.0:
                 continue
             az_a, el_a = self._direction()

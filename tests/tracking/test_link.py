@@ -181,7 +181,7 @@ def test_an_emitter_on_the_air_for_400_days_is_propagated_one_window_at_a_time(
     # Read 100 days earlier (satellite wherever it is), then at the pass: the earlier window
     # is replaced, not kept.
     model.snr_db(p.tca - timedelta(days=100), 437e6)
-    assert [index for index, _ in windows.values()] == [4800]
+    assert [index for index, *_ in windows.values()] == [4800]
     # TCA minus half a second, the end of window 9599: interpolation must reach its last sample.
     edge = emitter.start + timedelta(seconds=TRUTH_WINDOW_S * 9600 - 0.5)
     look = seed_data.predictor.look_angles(p.norad_id, seed_data.station, [edge])
@@ -189,9 +189,56 @@ def test_an_emitter_on_the_air_for_400_days_is_propagated_one_window_at_a_time(
     pointing["az_el"] = (az, el)
     heard = downlink_at_ground_hz(437e6, float(look.range_rate_km_s[0]))
     snr = model.snr_db(edge, heard)
-    assert [index for index, _ in windows.values()] == [9599]
-    assert len(windows[emitter][1].t_s) <= TRUTH_WINDOW_S + 1
+    assert [index for index, *_ in windows.values()] == [9599]
+    track = windows[emitter][1]
+    assert track is not None
+    assert len(track.t_s) <= TRUTH_WINDOW_S + 1
     assert snr == pytest.approx(float(budget.snr_db(float(look.range_km[0]), el)), abs=0.01)
     # Past its end the emitter is off the air and holds no samples.
     assert model.snr_db(emitter.end + timedelta(seconds=1), 437e6) is None
     assert windows == {}
+
+
+def test_meter_with_many_emitters_matches_a_direct_propagation_around_rise_and_set(
+    seed_data: Seed,
+) -> None:
+    """Four emitters on the air for a day: at times around their rises and sets (where the
+    model skips the below-horizon part of its windows) the SNR read is the strongest of a
+    direct propagation of each emitter at that instant, and None when none is above -1 deg."""
+    # A filter far wider than any Doppler shift: the reading is the geometry's alone.
+    budget = LinkBudget(437e6, 0.0, -15.0, 1e9, 12.0, 30.0)
+    day0 = min(p.aos for p in seed_data.passes) + timedelta(minutes=5)
+    day1 = day0 + timedelta(hours=8)
+    sats = sorted({p.norad_id for p in seed_data.passes if day0 <= p.aos < day1})[:4]
+    emitters = [Emitter(n, 437e6, budget, day0, day1) for n in sats]
+    model = LinkSignalModel(seed_data.predictor, seed_data.station, lambda: (180.0, 45.0), emitters)
+    moments = sorted(
+        edge + timedelta(seconds=dt)
+        for p in seed_data.passes
+        if p.norad_id in sats and day0 + timedelta(minutes=1) <= p.aos and p.los < day1
+        for edge in (p.aos, p.los)
+        for dt in (-40.0, -12.5, -3.0, -0.5, 0.0, 0.7, 4.0, 30.0)
+    )
+    assert len(moments) > 100
+    nothing = 0
+    for when in moments:
+        best: float | None = None
+        for n in sats:
+            look = seed_data.predictor.look_angles(n, seed_data.station, [when])
+            el = float(look.el_deg[0])
+            if el < -1.0:
+                continue
+            e1, e2 = math.radians(45.0), math.radians(el)
+            cos_err = math.sin(e1) * math.sin(e2) + math.cos(e1) * math.cos(e2) * math.cos(
+                math.radians(180.0 - float(look.az_deg[0]))
+            )
+            err = math.degrees(math.acos(max(-1.0, min(1.0, cos_err))))
+            snr = float(budget.snr_db(float(look.range_km[0]), el, err))
+            best = snr if best is None else max(best, snr)
+        got = model.snr_db(when, 437e6)
+        if best is None:
+            nothing += 1
+            assert got is None, when
+        else:
+            assert got == pytest.approx(best, abs=0.01), when
+    assert 0 < nothing < len(moments)

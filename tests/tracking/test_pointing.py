@@ -8,7 +8,7 @@ from functools import cache
 import numpy as np
 import pytest
 import structlog
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
@@ -98,6 +98,13 @@ def continuous_windows(
     return out
 
 
+def sky_span_deg(track: SkyTrack) -> float:
+    """How far the satellite's azimuth turns from AOS to LOS (unwrapped)."""
+    inside = (track.t_s >= track.aos_s) & (track.t_s <= track.los_s)
+    az = np.degrees(np.unwrap(np.radians(track.az_deg[inside])))
+    return float(az.max() - az.min())
+
+
 def commands_over_pass(plan: PointingPlan, lead_s: float) -> list[Position]:
     """Every command the plan gives when asked each tick from pre-position to LOS."""
     out: list[Position] = [plan.start_position]
@@ -121,6 +128,30 @@ def commands_over_pass(plan: PointingPlan, lead_s: float) -> list[Position]:
     lead_s=st.floats(0.0, 0.5),
     start_frac=st.tuples(st.floats(0, 1), st.floats(0, 1)),
     before_s=st.floats(5.0, 900.0),
+)
+# Found by Hypothesis: a north-crossing pass that needs 1 deg beyond a 0..450 rotator's stop,
+# a slow rotator at (0, 0) 5 s before AOS. The planner holds at the stop for the last
+# second (143 s late) rather than take the continuous flipped path (162 s late).
+@example(
+    index=3583,
+    rotator=RotatorCapabilities(
+        az_min_deg=0.0,
+        az_max_deg=450.0,
+        el_min_deg=0.0,
+        el_max_deg=180.0,
+        az_rate_deg_s=2.0,
+        el_rate_deg_s=1.0,
+        az_accel_deg_s2=1.0,
+        el_accel_deg_s2=1.0,
+        az_resolution_deg=0.01,
+        el_resolution_deg=0.01,
+        park_az_deg=0.0,
+        park_el_deg=90.0,
+    ),
+    beam=2.0,
+    lead_s=0.0,
+    start_frac=(0.0, 0.0),
+    before_s=5.0,
 )
 def test_plan_properties_over_random_passes_and_rotators(
     index: int,
@@ -152,11 +183,17 @@ def test_plan_properties_over_random_passes_and_rotators(
     windows = continuous_windows(track, rotator, flipped=plan.variant.startswith("flip"))
     if windows:
         lo, hi = float(plan.az_deg.min()), float(plan.az_deg.max())
-        assert any(lo >= w_lo - 90.0 - EPS and hi <= w_hi + 90.0 + EPS for w_lo, w_hi in windows), (
-            plan.variant,
-            (lo, hi),
-            windows,
+        near_window = any(
+            lo >= w_lo - 90.0 - EPS and hi <= w_hi + 90.0 + EPS for w_lo, w_hi in windows
         )
+        # A path held at a stop never crosses it; it may still be the better choice when
+        # the continuous path is the other variant's (a slow axis to get there). Then no
+        # unwinding means its azimuths span no more than the sky path's plus a quarter
+        # turn (an unwinding swings through a whole turn).
+        held_in_one_turn = (
+            "held-at-stop" in plan.variant and hi - lo <= sky_span_deg(track) + 90.0 + EPS
+        )
+        assert near_window or held_in_one_turn, (plan.variant, (lo, hi), windows)
     # 3. pre-position: start in time, arrive before AOS when physics allows.
     target = plan.start_position
     travel = travel_time_s(rotator, start, target)
