@@ -1229,10 +1229,11 @@ class Daemon:
                     self._skip(ant, job, "satellite no longer in the catalog")
                     kept.remove(job)
             ant.done = {k for k in ant.done if k[1] > forget - _HISTORY}
+            # Tracks kept by the re-plan are under way: their jobs are in ``kept`` already.
             new = [
                 self._job(t, passes)
                 for t in schedule.tracks
-                if t.antenna_id == ant.id and t.start >= committed
+                if t.antenna_id == ant.id and t.start >= committed and t.kind != "kept"
             ]
             ant.jobs = sorted([*kept, *(j for j in new if j is not None)], key=lambda j: j.aos)
             ant.wake.set()

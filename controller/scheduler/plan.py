@@ -472,13 +472,18 @@ def replan(
         if k1 > k0:
             problem.keep_steps.setdefault((ai, t.norad_id), set()).update(range(k0, k1))
     sched = make_schedule(problem, policy=policy, deadline=deadline)
-    # Show kept tracks with their original start: they were under way.
-    fixed = {(t.station_id, t.antenna_id, t.norad_id): t for t in previous.tracks}
+    # Show kept tracks with their original start: they were under way. Only the track under
+    # way counts: the previous plan may hold later tracks of that satellite on that antenna.
+    under_way = {
+        (t.station_id, t.antenna_id, t.norad_id): t
+        for t in previous.tracks
+        if t.start <= now < t.end
+    }
     tracks = []
     for t in sched.tracks:
         if t.kind == "kept":
-            orig = fixed.get((t.station_id, t.antenna_id, t.norad_id))
-            if orig is not None and orig.start <= now < orig.end:
+            orig = under_way.get((t.station_id, t.antenna_id, t.norad_id))
+            if orig is not None:
                 t = replace(t, start=orig.start, end=orig.end, setup_s=orig.setup_s)
         tracks.append(t)
     return replace(sched, tracks=tuple(tracks))

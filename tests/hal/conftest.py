@@ -32,6 +32,7 @@ from firmware_bridge.drivers import (
     create_rotator,
     get_rotator_driver,
 )
+from firmware_bridge.errors import TransportTimeout
 from firmware_bridge.simulators import SimServer, create_simulator
 from firmware_bridge.simulators.rotator import RotatorTwin
 from firmware_bridge.transports import FaultHook, LoopRegistry
@@ -119,6 +120,15 @@ class Rig:
         result = await self.call(awaitable)
         await self.call(self.twin.wait_for_commands(count + 1))
         return result
+
+    async def silence(self) -> None:
+        """The twin stops answering; call until the link has given up (``fault_after``
+        timed-out requests), which faults it."""
+        assert self.driver.link is not None
+        self.twin.faults.drop_replies()
+        for _ in range(self.driver.link.policy.fault_after):
+            with pytest.raises(TransportTimeout):
+                await self.call(self.driver.get_position())
 
     async def settle_slew(self, target: Position) -> None:
         """Advance the clock until a slew from the twin's position to ``target`` is over."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -91,6 +92,27 @@ def test_replan_keeps_the_track_under_way_and_changes_nothing_else(seed: Seed) -
         (running.norad_id, running.start, running.end)
     ]
     assert _key(second, now) == _key(first, now)
+
+
+def test_replan_shows_the_track_under_way_whole_when_the_satellite_comes_back_later(
+    seed: Seed,
+) -> None:
+    """The previous plan also tracks the running track's satellite later on that antenna:
+    the kept track still shows the running track's own start and end (not the later one's,
+    nor the re-plan's grid start, which names no pass the daemon knows)."""
+    build = _builder(seed, [Antenna("de-weilheim", "a1", ROT, min_el_deg=5.0)])
+    first = make_schedule(build(START, []))
+    running = next(t for t in first.tracks if t.start > START + timedelta(minutes=50))
+    later = replace(
+        running, start=running.start + timedelta(hours=1), end=running.end + timedelta(hours=1)
+    )
+    previous = replace(first, tracks=(*first.tracks, later))
+    now = running.start + (running.end - running.start) / 2
+    second = replan(previous, now, build)
+    kept = [t for t in second.tracks if t.kind == "kept"]
+    assert [(t.norad_id, t.start, t.end) for t in kept] == [
+        (running.norad_id, running.start, running.end)
+    ]
 
 
 def test_replan_after_a_priority_change_still_keeps_the_running_track(seed: Seed) -> None:
