@@ -211,6 +211,11 @@ async def main() -> None:
             print(f"  per phase (CPU time of this process): {phases.describe()}")
             if _ISOLATED[0]:
                 print(f"  broker process CPU {phases.broker_cpu_s:.1f} s (counted above)")
+            # The peak so far is this one daemon's (its plans and re-plans included); the
+            # later runs' daemons come on top of what the process already holds.
+            del daemon
+            hwm_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"  max RSS after the stepped run (one daemon): {hwm_mb:.0f} MB")
         clock = VirtualClock(T0)
         clock.start_free_running(1.0)
         daemon, real_s = await _run_free(path, tmp / "r2", clock, sim_s, args.speed)
