@@ -244,15 +244,8 @@ class VirtualClock:
     async def _run_to_by_settling(self, target: float) -> None:
         """The stepping of :meth:`_run_to` as a task (loops without a visible ready queue)."""
         await self.settle()
-        while True:
-            self._drop_done()
-            if not self._heap or self._heap[0][0] > target:
-                break
-            sleeper = heapq.heappop(self._heap)[2]
-            self._mono = max(self._mono, sleeper.deadline)
-            sleeper.future.set_result(None)
+        while self._wake_next(target):
             await self.settle()
-        self._mono = max(self._mono, target)
         await self.settle()
 
     def _wake_next(self, target: float) -> bool:

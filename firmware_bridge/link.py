@@ -53,7 +53,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
-from typing import Generic, Literal, Protocol, Self, TypeVar, overload
+from typing import Generic, Literal, ParamSpec, Protocol, Self, TypeVar, overload
 
 from firmware_bridge.clock import Clock
 from firmware_bridge.errors import (
@@ -100,6 +100,35 @@ ProbeHook = Callable[[ByteTransport], Awaitable[object]]
 
 StateListener = Callable[[], None]
 """Called after the link's state or last error changed (see the module docstring)."""
+
+_P = ParamSpec("_P")
+
+
+class Listeners(Generic[_P]):
+    """Callbacks told of a change, in the order they were added (links and drivers)."""
+
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
+        self._callbacks: list[Callable[_P, None]] = []
+
+    def add(self, callback: Callable[_P, None]) -> None:
+        """Call ``callback`` on every change from now on."""
+        self._callbacks.append(callback)
+
+    def remove(self, callback: Callable[_P, None]) -> None:
+        """Stop calling ``callback``; one that was not added is ignored."""
+        with contextlib.suppress(ValueError):
+            self._callbacks.remove(callback)
+
+    def notify(self, *args: _P.args, **kwargs: _P.kwargs) -> None:
+        """Call every callback; one that raises is logged, the others still run."""
+        # A copy: a callback may remove itself while being called.
+        for callback in tuple(self._callbacks):
+            try:
+                callback(*args, **kwargs)
+            except Exception:
+                # The owner's own bookkeeping must go on whatever a callback does.
+                _log.exception("%s: a state listener failed", self._owner)
 
 
 class ReplyDecoder(Protocol[T_co]):
@@ -426,26 +455,19 @@ class CommandLink:
         self._next_attempt_at: float | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self._listeners: list[StateListener] = []
+        self._listeners: Listeners[[]] = Listeners(self._name)
 
     # -- state listeners -------------------------------------------------------------
     def add_state_listener(self, listener: StateListener) -> None:
         """Call ``listener()`` after every state (or last-error) change from now on."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def remove_state_listener(self, listener: StateListener) -> None:
         """Stop calling ``listener``; a listener that was not added is ignored."""
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
+        self._listeners.remove(listener)
 
     def _changed(self) -> None:
-        # A copy: a listener may remove itself while being called.
-        for listener in tuple(self._listeners):
-            try:
-                listener()
-            except Exception:
-                # The link's own bookkeeping must go on whatever a supervisor's callback does.
-                _log.exception("%s: a state listener failed", self._name)
+        self._listeners.notify()
 
     # -- read-only views -----------------------------------------------------------
     @property

@@ -42,7 +42,14 @@ import structlog
 
 from firmware_bridge.clock import Clock
 from firmware_bridge.errors import DeviceFault
-from firmware_bridge.link import CommandLink, LinkHealth, LinkPolicy, LinkState, ReplyDecoder
+from firmware_bridge.link import (
+    CommandLink,
+    LinkHealth,
+    LinkPolicy,
+    LinkState,
+    Listeners,
+    ReplyDecoder,
+)
 from firmware_bridge.transports import ByteTransport, LoopRegistry, open_transport
 
 __all__ = [
@@ -242,7 +249,7 @@ class Driver:
         self._link: CommandLink | None = None
         self._entered = False
         self._device_fault: str | None = None
-        self._listeners: list[StateListener] = []
+        self._listeners: Listeners[[Driver]] = Listeners(self._name)
         self._log: structlog.typing.FilteringBoundLogger = structlog.get_logger(
             "firmware_bridge.drivers"
         ).bind(device=self._name, driver=self.driver_name)
@@ -302,21 +309,14 @@ class Driver:
     def add_state_listener(self, listener: StateListener) -> None:
         """Call ``listener(driver)`` after every state change from now on (see the module
         docstring); it survives close() and open()."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def remove_state_listener(self, listener: StateListener) -> None:
         """Stop calling ``listener``; a listener that was not added is ignored."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        self._listeners.remove(listener)
 
     def _state_changed(self) -> None:
-        # A copy: a listener may remove itself while being called.
-        for listener in tuple(self._listeners):
-            try:
-                listener(self)
-            except Exception:
-                # The driver's own bookkeeping must go on whatever a callback does.
-                self._log.exception("a state listener failed")
+        self._listeners.notify(self)
 
     # -- lifecycle -----------------------------------------------------------------
     async def open(self) -> None:

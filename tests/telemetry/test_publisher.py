@@ -120,19 +120,7 @@ async def test_send_never_blocks_and_stays_bounded_while_the_broker_is_down() ->
         await asyncio.wait_for(
             publisher.wait_for(lambda p: p.link_state is LinkState.BACKOFF), DEADLINE_S
         )
-        sample = Pointing(
-            antenna="a1",
-            mode="tracking",
-            norad_id=1,
-            target_az_deg=1.0,
-            target_el_deg=1.0,
-            commanded_az_deg=1.0,
-            commanded_el_deg=1.0,
-            actual_az_deg=1.0,
-            actual_el_deg=1.0,
-            error_deg=0.0,
-            period_s=0.1,
-        )
+        sample = _sample(1)
         for n in range(1, 2001):
             publisher.send(sample)
             if n % 10 == 0:
