@@ -198,6 +198,34 @@ class LinkBudget:
         cn0 = self.cn0_db_hz(range_km, el_deg, pointing_error_deg, freq_error_hz)
         return np.asarray(cn0 - 10 * math.log10(self.bandwidth_hz), dtype=np.float64)
 
+    def snr_one_db(
+        self,
+        range_km: float,
+        el_deg: float,
+        pointing_error_deg: float = 0.0,
+        freq_error_hz: float = 0.0,
+    ) -> float:
+        """:meth:`snr_db` of one sample, in plain floats.
+
+        The same formula term by term: the simulated S-meter and the trackers' telemetry
+        evaluate it a few times per reading, where numpy's per-call overhead on scalars
+        costs ten times the arithmetic.
+        """
+        fspl = (
+            20 * math.log10(max(range_km * 1000.0, 1.0))
+            + 20 * math.log10(self.freq_hz)
+            + _FSPL_CONST_DB
+        )
+        atm = self.zenith_atmospheric_loss_db / math.sin(
+            math.radians(max(el_deg, _MIN_AIRMASS_EL_DEG))
+        )
+        x = pointing_error_deg / self.beamwidth_deg
+        point = min(_MAIN_LOBE_DB * x * x, self.pattern_floor_db)
+        f = freq_error_hz / self.bandwidth_hz
+        tune = min(_MAIN_LOBE_DB * f * f, MISTUNING_FLOOR_DB)
+        cn0 = self.eirp_dbw - fspl - atm - point - tune + self.g_over_t_db_k - BOLTZMANN_DBW_K_HZ
+        return cn0 - 10 * math.log10(self.bandwidth_hz)
+
     def margin_db(
         self,
         range_km: FloatArray | float,
@@ -253,6 +281,10 @@ class LinkSignalModel:
         # window is not needed again, and an emitter off the air holds none.
         # With the track-time span in which the emitter can be above -1 deg of elevation.
         self._windows: dict[Emitter, tuple[int, SkyTrack | None, float, float]] = {}
+        # Per emitter, a span of time in which it is known to be below -1 deg (from its
+        # window): a reading in that span skips it without looking at the window. Most
+        # emitters of a constellation are below the horizon at any moment.
+        self._quiet: dict[Emitter, tuple[datetime, datetime]] = {}
         self.noise_floor_db = noise_floor_db
 
     def add(self, emitter: Emitter) -> None:
@@ -320,12 +352,21 @@ class LinkSignalModel:
             if now > emitter.end:
                 # Off the air for good (time moves forward): its window is not needed again.
                 self._windows.pop(emitter, None)
+                self._quiet.pop(emitter, None)
+                continue
+            quiet = self._quiet.get(emitter)
+            if quiet is not None and quiet[0] <= now < quiet[1]:
                 continue
             track, first_s, last_s = self._track(emitter, now)
             if track is None:
+                self._quiet[emitter] = (now, self._window_end(emitter, now))
                 continue
             t = track.at_time(now)
-            if not first_s <= t <= last_s:
+            if t < first_s:
+                self._quiet[emitter] = (now, now + timedelta(seconds=first_s - t))
+                continue
+            if t > last_s:
+                self._quiet[emitter] = (now, self._window_end(emitter, now))
                 continue
             point = track.point(t)
             if point.el_deg < -1.0:
@@ -333,13 +374,17 @@ class LinkSignalModel:
             az_a, el_a = self._direction()
             error = separation_one_deg(az_a, el_a, point.az_deg, point.el_deg)
             heard = downlink_at_ground_hz(emitter.transmit_hz, point.range_rate_km_s)
-            snr = float(
-                emitter.budget.snr_db(
-                    point.range_km, point.el_deg, error, float(rx_freq_hz) - heard
-                )
+            snr = emitter.budget.snr_one_db(
+                point.range_km, point.el_deg, error, float(rx_freq_hz) - heard
             )
             best = snr if best is None else max(best, snr)
         return best
+
+    @staticmethod
+    def _window_end(emitter: Emitter, now: datetime) -> datetime:
+        """The end of ``emitter``'s truth window holding ``now``."""
+        index = math.floor((now - emitter.start).total_seconds() / TRUTH_WINDOW_S)
+        return emitter.start + timedelta(seconds=(index + 1) * TRUTH_WINDOW_S)
 
     def signal_db(self, now: datetime, rx_freq_hz: int) -> float:
         """The S-meter level (dB relative to S9): noise plus the strongest emitter's signal."""

@@ -394,6 +394,16 @@ class AntennaTracker:
         def reached(t: float, when: float) -> bool:
             return t >= when - _TIME_SLACK_S
 
+        # Periodic work falls due on a grid of the clock's monotonic time (the multiples
+        # of each period), not a period after it last ran: activities with commensurate
+        # periods share wake-ups, every antenna's telemetry falls on the same instants
+        # (one write to the broker for all of them), and no period drifts by the time the
+        # device exchanges take.
+        offset = base_t - base_m
+
+        def next_due(t: float, period: float) -> float:
+            return offset + period * (math.floor((t - offset + _TIME_SLACK_S) / period) + 1)
+
         while True:
             t = track_time()
             if reached(t, los_s):
@@ -404,7 +414,7 @@ class AntennaTracker:
                     self._set_mode("tracking", norad_id)
                 self._emit_pass_event(job, name)
             if reached(t, due["tick"]):
-                due["tick"] = t + periods["tick"]
+                due["tick"] = next_due(t, periods["tick"])
                 command = plan.next_command(t, self._last_cmd, self.latency_s, self._last_aim_s)
                 if command is not None:
                     await self._command(command.position)
@@ -413,20 +423,20 @@ class AntennaTracker:
             point: SkyPoint | None = None
             if radio is not None:
                 if reached(t, due["doppler"]):
-                    due["doppler"] = t + periods["doppler"]
+                    due["doppler"] = next_due(t, periods["doppler"])
                     check_dial = reached(t, due["dial"])
                     if check_dial:
-                        due["dial"] = t + periods["dial"]
+                        due["dial"] = next_due(t, periods["dial"])
                     point = sky.point(t)
                     await self._doppler(point, radio, check_dial=check_dial)
                 if reached(t, due["signal"]) and radio.budget is not None:
-                    due["signal"] = t + periods["signal"]
+                    due["signal"] = next_due(t, periods["signal"])
                     await self._read_signal(radio)
             if reached(t, due["readback"]):
-                due["readback"] = t + periods["readback"]
+                due["readback"] = next_due(t, periods["readback"])
                 await self._read_position()
             if reached(t, due["telemetry"]):
-                due["telemetry"] = t + periods["telemetry"]
+                due["telemetry"] = next_due(t, periods["telemetry"])
                 if point is None:
                     point = sky.point(t)
                 self._emit_track_telemetry(norad_id, point, plan, t, radio)
@@ -688,8 +698,8 @@ class AntennaTracker:
                     if down_hz is not None and targets.downlink_hz is not None
                     else 0.0
                 )
-                predicted = float(
-                    radio.budget.snr_db(point.range_km, point.el_deg, error or 0.0, tune_err)
+                predicted = radio.budget.snr_one_db(
+                    point.range_km, point.el_deg, error or 0.0, tune_err
                 )
                 measured = radio.snr_measured_db
                 basis = measured if measured is not None else predicted

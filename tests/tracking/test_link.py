@@ -96,6 +96,24 @@ def test_budget_relations() -> None:
     assert cn0 == pytest.approx(by_hand)
 
 
+def test_scalar_snr_equals_the_vectorised_one() -> None:
+    """snr_one_db gives snr_db's value on random samples, across the loss floors and the
+    3 deg air-mass limit (ranges from 0.1 m, errors beyond the sidelobes and the filter)."""
+    rng = np.random.default_rng(7)
+    budget = LinkBudget(437e6, 3.0, -12.0, 25_000.0, 8.0, 12.0, 0.2, 25.0)
+    n = 2000
+    range_km = 10 ** rng.uniform(-4.0, 4.5, n)
+    el_deg = rng.uniform(-5.0, 90.0, n)
+    error_deg = rng.uniform(0.0, 60.0, n)
+    freq_error_hz = rng.uniform(-80_000.0, 80_000.0, n)
+    want = budget.snr_db(range_km, el_deg, error_deg, freq_error_hz)
+    got = [
+        budget.snr_one_db(float(r), float(e), float(p), float(f))
+        for r, e, p, f in zip(range_km, el_deg, error_deg, freq_error_hz, strict=True)
+    ]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
 def test_budget_needs_a_downlink() -> None:
     """A satellite without downlink_hz has no budget, and the error says what to set."""
     with pytest.raises(ValueError, match="downlink_hz"):
@@ -242,3 +260,33 @@ def test_meter_with_many_emitters_matches_a_direct_propagation_around_rise_and_s
         else:
             assert got == pytest.approx(best, abs=0.01), when
     assert 0 < nothing < len(moments)
+
+
+def test_one_emitter_read_every_half_second_through_rise_and_set(seed_data: Seed) -> None:
+    """One emitter read every 0.5 s through two rises and sets: the meter hears it exactly
+    when a direct propagation puts it above -1 deg (the spans in which the model knows it
+    is below and skips it must neither start late nor end late)."""
+    budget = LinkBudget(437e6, 0.0, -15.0, 1e9, 12.0, 30.0)
+    first = min(seed_data.passes, key=lambda p: p.aos)
+    norad_id = first.norad_id
+    start = first.aos - timedelta(minutes=20)
+    emitter = Emitter(norad_id, 437e6, budget, start, start + timedelta(hours=6))
+    model = LinkSignalModel(seed_data.predictor, seed_data.station, lambda: (0.0, 90.0), [emitter])
+    # Where the satellite crosses -1 deg (1 s scan), then readings 60 s either side.
+    scan = [start + timedelta(seconds=k) for k in range(5 * 3600)]
+    el = seed_data.predictor.look_angles(norad_id, seed_data.station, scan).el_deg
+    crossings = np.flatnonzero(np.diff(np.sign(el + 1.0)) != 0)[:4]
+    assert len(crossings) == 4
+    moments = [
+        scan[int(c)] + timedelta(seconds=0.5 * k - 60.0) for c in crossings for k in range(241)
+    ]
+    look = seed_data.predictor.look_angles(norad_id, seed_data.station, moments).el_deg
+    heard = 0
+    for when, el_deg in zip(moments, look, strict=True):
+        got = model.snr_db(when, 437e6)
+        if el_deg < -1.0 - 1e-3:
+            assert got is None, (when, float(el_deg))
+        elif el_deg > -1.0 + 1e-3:
+            assert got is not None, (when, float(el_deg))
+            heard += 1
+    assert 0 < heard < len(moments)

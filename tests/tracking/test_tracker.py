@@ -254,6 +254,30 @@ async def test_dial_turn_is_followed_or_undone(seed_data: Seed, policy: DialPoli
         assert r.tracker.counters.dial_turns == 1
 
 
+async def test_periodic_work_stays_on_the_clock_grid(seed_data: Seed) -> None:
+    """With 0.2 s rotator replies the 4 Hz telemetry keeps falling on the clock's 0.25 s grid
+    (ts a multiple of 0.25 s from the clock's start, unless an exchange of the same wake-up
+    delays it) and no slot is lost: the loop does not drift by its exchanges' time, so
+    activities (and antennas) with commensurate periods share wake-ups."""
+    p = short_pass(seed_data)
+    config, sat, emitter = link_setup(seed_data, p)
+    # The clock starts 0.1 s off the pass's whole seconds, so a loop that keeps the phase
+    # of its start (pre-position time, after the plan's exchanges) is off this grid.
+    start = p.aos - timedelta(minutes=5, seconds=0.1)
+    async with rig(
+        start, caps(360.0, 90.0), config=config, rotator_latency_s=0.2, emitters=(emitter,)
+    ) as r:
+        task = asyncio.ensure_future(r.tracker.track(TrackJob(p, sat)))
+        await r.clock.run_until(p.los + timedelta(seconds=5))
+        assert task.result().aborted is None
+        stamps = [m.ts for m in records(r, Pointing) if p.aos <= m.ts <= p.los]
+        phases = [round((ts - start).total_seconds() % 0.25, 6) % 0.25 for ts in stamps]
+        on_grid = sum(ph < 1e-3 for ph in phases)
+        assert on_grid >= 0.6 * len(stamps)
+        assert all(ph < 0.25 - 1e-3 for ph in phases)
+        assert len(stamps) >= 4 * p.duration_s - 2
+
+
 async def test_tracker_keeps_only_the_most_recent_reports(seed_data: Seed) -> None:
     """Over more tracks than REPORTS_KEPT the tracker holds the latest REPORTS_KEPT reports,
     oldest dropped first, so a months-long run does not keep every plan in memory."""
