@@ -98,6 +98,9 @@ class _LatenessClock:
     async def sleep_until(self, when: datetime) -> None:
         await self._clock.sleep_until(when)
 
+    def timer(self, seconds: float) -> asyncio.Future[None]:
+        return self._clock.timer(seconds)
+
 
 class _Phases:
     """CPU seconds per 10 s step of simulated time, by how many antennas tracked in it."""

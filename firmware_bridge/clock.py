@@ -70,6 +70,11 @@ class Clock(Protocol):
         """Wait until ``now()`` reaches ``when`` (returns at once if already past)."""
         ...
 
+    def timer(self, seconds: float) -> asyncio.Future[None]:
+        """A future done after ``seconds`` of this clock's monotonic time; cancel it to
+        drop the timer. For timeouts that need no task of their own."""
+        ...
+
 
 class SystemClock:
     """Real time."""
@@ -86,6 +91,14 @@ class SystemClock:
         """Sleep on the event loop."""
         await asyncio.sleep(max(0.0, seconds))
 
+    def timer(self, seconds: float) -> asyncio.Future[None]:
+        """A future done after ``seconds`` of real time (a loop timer; cancelling drops it)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_later(max(0.0, seconds), _finish, future)
+        future.add_done_callback(lambda _: handle.cancel())
+        return future
+
     async def sleep_until(self, when: datetime) -> None:
         """Sleep until the wall clock reaches ``when``.
 
@@ -98,6 +111,11 @@ class SystemClock:
             if remaining <= 0:
                 return
             await asyncio.sleep(min(remaining, 1.0))
+
+
+def _finish(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 @dataclass(slots=True)
@@ -168,6 +186,18 @@ class VirtualClock:
         """Sleep until the virtual ``now()`` reaches ``when``."""
         when = ensure_utc(when, name="sleep_until")
         await self.sleep((when - self.now()).total_seconds())
+
+    def timer(self, seconds: float) -> asyncio.Future[None]:
+        """A future done when virtual time reaches ``seconds`` from now, woken in deadline
+        order with the sleepers; cancelling it drops it."""
+        if seconds != seconds:
+            raise ClockError("timer(NaN): the duration must be a number of seconds")
+        loop = asyncio.get_running_loop()
+        sleeper = _Sleeper(self.monotonic() + max(0.0, seconds), loop.create_future())
+        heapq.heappush(self._heap, (sleeper.deadline, next(self._seq), sleeper))
+        if self._speed is not None:
+            self._arm(sleeper, loop)
+        return sleeper.future
 
     async def _sleep_to(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()

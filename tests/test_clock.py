@@ -219,3 +219,51 @@ async def test_switch_to_free_running_arms_existing_sleepers() -> None:
     clock.start_free_running(100000.0)
     await asyncio.wait_for(task, timeout=5)
     assert clock.monotonic() >= 30.0
+
+
+async def test_timers_fire_in_deadline_order_with_the_sleepers() -> None:
+    """A VirtualClock timer is done exactly when virtual time reaches it, in deadline order
+    with the sleepers (ties in creation order); a cancelled one is dropped; NaN is refused."""
+    clock = VirtualClock(T0)
+    order: list[str] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        order.append(name)
+
+    tasks = [asyncio.ensure_future(sleeper("s2", 2.0)), asyncio.ensure_future(sleeper("s1", 1.0))]
+    await clock.settle()
+    t1 = clock.timer(1.0)
+    t15 = clock.timer(1.5)
+    dropped = clock.timer(0.5)
+    for name, timer in (("t1", t1), ("t1.5", t15), ("dropped", dropped)):
+        timer.add_done_callback(lambda f, n=name: order.append(n) if not f.cancelled() else None)
+    dropped.cancel()
+    await clock.advance(0.999)
+    assert order == []
+    assert not t1.done()
+    await clock.advance(0.001)
+    assert order == ["s1", "t1"]
+    await clock.advance(1.0)
+    assert order == ["s1", "t1", "t1.5", "s2"]
+    await asyncio.gather(*tasks)
+    with pytest.raises(ClockError, match="NaN"):
+        clock.timer(float("nan"))
+
+
+async def test_timers_fire_free_running_and_on_the_system_clock() -> None:
+    """A timer fires on a free-running VirtualClock (100 virtual s at 10,000x) and on the
+    SystemClock (a few real milliseconds); cancelling a SystemClock timer drops its handle."""
+    clock = VirtualClock(T0)
+    clock.start_free_running(10000.0)
+    await asyncio.wait_for(clock.timer(100.0), timeout=5)
+    assert clock.monotonic() >= 100.0
+    clock.stop_free_running()
+    real = SystemClock()
+    started = real.monotonic()
+    await asyncio.wait_for(real.timer(0.005), timeout=5)
+    assert real.monotonic() - started >= 0.004
+    cancelled = real.timer(0.001)
+    cancelled.cancel()
+    await asyncio.wait_for(real.timer(0.005), timeout=5)
+    assert cancelled.cancelled()

@@ -548,3 +548,54 @@ def test_event_decoder_reset_forgets_partial_input() -> None:
     assert decoder.feed(b"POS 1") is None
     decoder.reset()
     assert decoder.feed(b"POS 2\n") == "POS 2"
+
+
+async def test_a_request_made_while_its_task_is_being_cancelled_still_times_out() -> None:
+    """A request from cleanup code of a task being cancelled (a stow on shutdown) gets its
+    TransportTimeout, not a CancelledError, and leaves the task's cancel count as it was;
+    the timeout cancels no other request of the same task afterwards."""
+    bench = Bench()
+    bench.next_script = [Reply(None)]
+    policy = LinkPolicy(timeout_s=1.0, retries=0, fault_after=10, seed=1)
+    seen: list[object] = []
+
+    async def cleanup_after_cancel(link: CommandLink) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            assert task is not None
+            seen.append(task.cancelling())
+            try:
+                await link.request(b"STOW\n", decoder=LineDecoder())
+            except TransportTimeout as exc:
+                seen.append(type(exc).__name__)
+            seen.append(task.cancelling())
+            seen.append(await link.request(b"PARK\n", decoder=LineDecoder()))
+            raise
+
+    async with bench.link(policy) as link:
+        task = asyncio.ensure_future(cleanup_after_cancel(link))
+        await bench.clock.settle()
+        task.cancel()
+        await bench.clock.advance(1.0)
+        assert seen == [1, "TransportTimeout", 1, "PARK"]
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_cancelling_a_request_from_outside_is_a_cancellation_not_a_timeout() -> None:
+    """A request cancelled by its caller before the timeout raises CancelledError, and the
+    timer it armed wakes nobody later (the next request on the link works)."""
+    bench = Bench()
+    bench.next_script = [Reply(None)]
+    async with bench.link(POLICY) as link:
+        task = await start(link, bench.clock, b"GET\n")
+        await bench.clock.advance(0.5)
+        task.cancel()
+        await bench.clock.settle()
+        assert task.cancelled()
+        second = await start(link, bench.clock, b"NEXT\n")
+        await bench.clock.advance(2.0)
+        assert second.result() == "NEXT"
+        assert link.counters.timeouts == 0
