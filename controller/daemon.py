@@ -116,7 +116,7 @@ from controller.telemetry.payloads import (
 from controller.telemetry.payloads import Schedule as SchedulePayload
 from controller.telemetry.sink import TelemetrySink
 from controller.tracking.config import SatelliteLinkConfig, TrackingConfig
-from controller.tracking.link import Emitter, LinkBudget, LinkSignalModel
+from controller.tracking.link import Emitter, LinkBudget, LinkSignalModel, SkyTruth
 from controller.tracking.pointing import travel_time_s
 from controller.tracking.tracker import AntennaTracker, TrackJob, TrackReport
 from firmware_bridge.clock import Clock, SystemClock, VirtualClock
@@ -948,6 +948,8 @@ class Daemon:
         # Long enough to reach past the next periodic re-plan, which renews it.
         span = max(_EMITTER_SPAN, 2 * timedelta(seconds=self.settings.replan_period_s))
         self._skies_until = now + span
+        # One true sky for every simulated radio of the station: propagated once for all.
+        truth = SkyTruth(self.predictor, station)
         for ant in self.antennas.values():
             if ant.sky is None or ant.twin is None:
                 continue
@@ -974,7 +976,9 @@ class Daemon:
                         end=now + span,
                     )
                 )
-            ant.sky.model = LinkSignalModel(self.predictor, station, direction, emitters)
+            ant.sky.model = LinkSignalModel(
+                self.predictor, station, direction, emitters, truth=truth
+            )
 
     # -- catalog ----------------------------------------------------------------------
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:

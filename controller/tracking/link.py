@@ -46,6 +46,7 @@ __all__ = [
     "Emitter",
     "LinkBudget",
     "LinkSignalModel",
+    "SkyTruth",
     "allowed_pointing_error_deg",
     "atmospheric_loss_db",
     "free_space_loss_db",
@@ -260,6 +261,59 @@ class Emitter:
     end: datetime
 
 
+class SkyTruth:
+    """The true sky of a station's emitters, propagated one window at a time.
+
+    Every simulated radio of a station hears the same satellites, so their signal models
+    share one: each window of each satellite is propagated once for all of them.
+    """
+
+    def __init__(self, predictor: PassPredictor, station: Station) -> None:
+        self.predictor = predictor
+        self.station = station
+        # Per satellite, the two windows read last: radios reading a few milliseconds apart
+        # on either side of a window's end would otherwise propagate both in turn.
+        self._windows: dict[int, list[tuple[datetime, tuple[SkyTrack | None, float, float]]]] = {}
+
+    def window(self, norad_id: int, start: datetime) -> tuple[SkyTrack | None, float, float]:
+        """The satellite's track over [start, start + TRUTH_WINDOW_S) (None: below the
+        horizon all through it) and the span of track time (seconds) outside which it is
+        below -1 deg of elevation."""
+        kept = self._windows.setdefault(norad_id, [])
+        for when, value in kept:
+            if when == start:
+                return value
+        value = self._propagate(norad_id, start)
+        kept.append((start, value))
+        if len(kept) > 2:
+            del kept[0]
+        return value
+
+    def _propagate(self, norad_id: int, start: datetime) -> tuple[SkyTrack | None, float, float]:
+        # Full-length windows even past an emitter's end: the geometry is real there too,
+        # and a short last window could be shorter than one step.
+        end = start + timedelta(seconds=TRUTH_WINDOW_S)
+        # A constellation puts hundreds of emitters on the air, most of them below the
+        # horizon: a coarse look first spares them the fine sampling.
+        coarse = SkyTrack.sample(
+            self.predictor, self.station, norad_id, start, end, step_s=_GATE_STEP_S
+        )
+        if float(np.max(coarse.el_deg)) < _GATE_EL_DEG:
+            return None, math.nan, math.nan
+        track = SkyTrack.sample(
+            self.predictor, self.station, norad_id, start, end, step_s=_TRUTH_STEP_S
+        )
+        # Most of a window is below the horizon: reading the meter then skips the
+        # interpolation. Between two 1 s samples below -1.5 deg the interpolated point is
+        # below -1 deg (a LEO satellite moves well under 0.5 deg of sky in 1 s).
+        up = np.flatnonzero(track.el_deg >= _SKIP_EL_DEG)
+        if not up.size:
+            return None, math.nan, math.nan
+        first_s = float(track.t_s[max(0, int(up[0]) - 1)])
+        last_s = float(track.t_s[min(len(track.t_s) - 1, int(up[-1]) + 1)])
+        return track, first_s, last_s
+
+
 class LinkSignalModel:
     """S-meter of a simulated radio from the true geometry; see the module docstring."""
 
@@ -271,10 +325,18 @@ class LinkSignalModel:
         emitters: Sequence[Emitter] = (),
         *,
         noise_floor_db: float = NOISE_FLOOR_DB,
+        truth: SkyTruth | None = None,
     ) -> None:
-        """``antenna_direction()`` returns where the antenna really points (rotator frame)."""
-        self._predictor = predictor
-        self._station = station
+        """``antenna_direction()`` returns where the antenna really points (rotator frame).
+
+        ``truth``: the station's shared :class:`SkyTruth` (the radios of one station see the
+        same sky; each propagates it once); by default a private one.
+        """
+        if truth is None:
+            truth = SkyTruth(predictor, station)
+        elif truth.predictor is not predictor or truth.station != station:
+            raise ValueError("LinkSignalModel: the shared SkyTruth is of another sky")
+        self._truth = truth
         self._direction = antenna_direction
         self._emitters = sorted(emitters, key=lambda e: e.start)
         # One window per emitter (the one last read): time moves forward, so the previous
@@ -306,40 +368,8 @@ class LinkSignalModel:
         cached = self._windows.get(emitter)
         if cached is not None and cached[0] == index:
             return cached[1], cached[2], cached[3]
-        # Full-length windows even past ``end``: the geometry is real there too, and a short
-        # last window could be shorter than one step.
         window_start = emitter.start + timedelta(seconds=index * TRUTH_WINDOW_S)
-        window_end = window_start + timedelta(seconds=TRUTH_WINDOW_S)
-        # A constellation puts hundreds of emitters on the air, most of them below the
-        # horizon: a coarse look first spares them the fine sampling.
-        coarse = SkyTrack.sample(
-            self._predictor,
-            self._station,
-            emitter.norad_id,
-            window_start,
-            window_end,
-            step_s=_GATE_STEP_S,
-        )
-        track: SkyTrack | None = None
-        first_s = last_s = math.nan
-        if float(np.max(coarse.el_deg)) >= _GATE_EL_DEG:
-            track = SkyTrack.sample(
-                self._predictor,
-                self._station,
-                emitter.norad_id,
-                window_start,
-                window_end,
-                step_s=_TRUTH_STEP_S,
-            )
-            # Most of a window is below the horizon: reading the meter then skips the
-            # interpolation. Between two 1 s samples below -1.5 deg the interpolated point
-            # is below -1 deg (a LEO satellite moves well under 0.5 deg of sky in 1 s).
-            up = np.flatnonzero(track.el_deg >= _SKIP_EL_DEG)
-            if up.size:
-                first_s = float(track.t_s[max(0, int(up[0]) - 1)])
-                last_s = float(track.t_s[min(len(track.t_s) - 1, int(up[-1]) + 1)])
-            else:
-                track = None
+        track, first_s, last_s = self._truth.window(emitter.norad_id, window_start)
         self._windows[emitter] = (index, track, first_s, last_s)
         return track, first_s, last_s
 

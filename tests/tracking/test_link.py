@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from controller.tracking.link import (
     Emitter,
     LinkBudget,
     LinkSignalModel,
+    SkyTruth,
     allowed_pointing_error_deg,
     atmospheric_loss_db,
     free_space_loss_db,
@@ -290,3 +292,48 @@ def test_one_emitter_read_every_half_second_through_rise_and_set(seed_data: Seed
             assert got is not None, (when, float(el_deg))
             heard += 1
     assert 0 < heard < len(moments)
+
+
+class _CountingTruth(SkyTruth):
+    """A SkyTruth that counts its propagations."""
+
+    propagations = 0
+
+    def _propagate(self, norad_id: int, start: datetime) -> tuple[SkyTrack | None, float, float]:
+        self.propagations += 1
+        return super()._propagate(norad_id, start)
+
+
+def test_radios_of_one_station_share_one_propagation_of_the_sky(seed_data: Seed) -> None:
+    """Two antennas' meters on one shared SkyTruth read exactly what they read on private
+    ones, with half the propagations; a SkyTruth of another station is refused."""
+    budget = LinkBudget(437e6, 0.0, -15.0, 1e9, 12.0, 30.0)
+    day0 = min(p.aos for p in seed_data.passes)
+    sats = sorted(
+        {p.norad_id for p in seed_data.passes if day0 <= p.aos < day0 + timedelta(hours=3)}
+    )
+    emitters = [Emitter(n, 437e6, budget, day0, day0 + timedelta(hours=4)) for n in sats[:6]]
+    directions = [lambda: (90.0, 30.0), lambda: (250.0, 60.0)]
+    shared = _CountingTruth(seed_data.predictor, seed_data.station)
+    privates = [_CountingTruth(seed_data.predictor, seed_data.station) for _ in directions]
+    on_shared = [
+        LinkSignalModel(seed_data.predictor, seed_data.station, d, emitters, truth=shared)
+        for d in directions
+    ]
+    on_private = [
+        LinkSignalModel(seed_data.predictor, seed_data.station, d, emitters, truth=t)
+        for d, t in zip(directions, privates, strict=True)
+    ]
+    heard = 0
+    for k in range(0, 3 * 3600, 7):
+        when = day0 + timedelta(seconds=k)
+        for a, b in zip(on_shared, on_private, strict=True):
+            got = a.snr_db(when, 437e6)
+            assert got == b.snr_db(when, 437e6), when
+            heard += got is not None
+    assert heard > 100
+    assert shared.propagations == privates[0].propagations == privates[1].propagations
+    assert shared.propagations >= len(emitters) * 6
+    elsewhere = replace(seed_data.station, lat_deg=seed_data.station.lat_deg + 1.0)
+    with pytest.raises(ValueError, match="another sky"):
+        LinkSignalModel(seed_data.predictor, elsewhere, directions[0], emitters, truth=shared)
