@@ -51,7 +51,7 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sized
 from dataclasses import dataclass, fields, replace
 from typing import Generic, Literal, ParamSpec, Protocol, Self, TypeVar, overload
 
@@ -339,6 +339,10 @@ class LinkHealth:
     last_error: str | None
 
 
+_TIMEOUT_GRACE_TURNS = 8
+"""Turns of the event loop a fired timeout waits at most for runnable work before it cancels."""
+
+
 async def _race(work: Awaitable[T], clock: Clock, timeout_s: float, what: str) -> T:
     """Await ``work`` against ``clock.timer(timeout_s)``; TransportTimeout if the clock wins.
 
@@ -346,7 +350,7 @@ async def _race(work: Awaitable[T], clock: Clock, timeout_s: float, what: str) -
     when a command times out. The work runs in the calling task and the timer cancels that
     task (as ``asyncio.timeout`` does): no task and no ``asyncio.wait`` per exchange, which
     were a tenth of a simulated station's CPU. Work that finishes before the timer's
-    callback runs wins a tie: bytes that arrived are not thrown away.
+    callback has let what is runnable run wins a tie: bytes that arrived are not thrown away.
     """
     task = asyncio.current_task()
     assert task is not None
@@ -356,10 +360,26 @@ async def _race(work: Awaitable[T], clock: Clock, timeout_s: float, what: str) -
     timer = clock.timer(timeout_s)
     state = [False, False]  # [finished, the timer cancelled the task]
 
+    loop = asyncio.get_running_loop()
+    # See VirtualClock.settle for why the ready queue: asyncio has no public idle query.
+    ready: Sized | None = getattr(loop, "_ready", None)
+
+    def cancel_once_settled(turns_left: int) -> None:
+        if state[0]:
+            return
+        if turns_left > 0 and (ready is None or len(ready) > 0):
+            loop.call_soon(cancel_once_settled, turns_left - 1)
+            return
+        state[1] = True
+        task.cancel()
+
     def expire(_: asyncio.Future[None]) -> None:
         if not state[0] and not timer.cancelled():
-            state[1] = True
-            task.cancel()
+            # What is runnable runs first (a few turns at most): a reply due in the same
+            # turn as the timer (a free-running clock far ahead of the loop makes that
+            # common) reaches the caller through the simulator's and the caller's wake-ups,
+            # and wins the tie, as it did when two tasks raced.
+            loop.call_soon(cancel_once_settled, _TIMEOUT_GRACE_TURNS)
 
     timer.add_done_callback(expire)
     try:

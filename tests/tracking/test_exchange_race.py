@@ -140,3 +140,22 @@ async def test_a_cancel_in_the_step_the_reply_lands_still_cancels() -> None:
     outer = asyncio.current_task()
     assert outer is not None
     assert outer.cancelling() == 0
+
+
+async def test_a_reply_due_with_the_timeout_in_one_loop_turn_wins() -> None:
+    """Free-running far ahead of the loop (1e6x: 0.9 s of reply latency and the 1 s timeout
+    are both due within microseconds, so they fire in the same turn of the event loop): the
+    reply that arrived wins, as it did when the exchange raced two tasks."""
+    clock = VirtualClock(T0)
+    host, device = loop_pair(clock, name="race")
+    echo = asyncio.ensure_future(_echo(device, clock, 0.9))
+    clock.start_free_running(1e6)
+    try:
+        replies = [
+            await exchange(host, b"TIE%d\n" % i, decoder=LineDecoder(), clock=clock, timeout_s=1.0)
+            for i in range(20)
+        ]
+    finally:
+        clock.stop_free_running()
+        echo.cancel()
+    assert replies == [b"OK TIE%d" % i for i in range(20)]
