@@ -34,9 +34,11 @@ Model (what "optimal" means)
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -455,10 +457,12 @@ class Window:
     def for_antenna(self, antenna: int) -> Window:
         """The same window on an identical antenna (arrays shared, not copied)."""
         # Tens of thousands of these per identical antenna: copying the instance dict
-        # is about twice as fast as running the dataclass __init__ (measured).
+        # is about twice as fast as running the dataclass __init__, and assigning the
+        # copy as the new instance's dict twice as fast again as updating it (measured).
         twin = object.__new__(Window)
-        twin.__dict__.update(self.__dict__)
-        twin.antenna = antenna
+        attrs = self.__dict__.copy()
+        attrs["antenna"] = antenna
+        twin.__dict__ = attrs
         return twin
 
     def pointing(self, k: int) -> tuple[float, float]:
@@ -970,6 +974,25 @@ def _station_windows(
         done[sig] = windows[mark:]
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while the windows are made.
+
+    Tens of thousands of new windows (and their arrays) trigger many collections, each
+    walking every live object; windows form no reference cycles, so pausing loses
+    nothing (the collector runs as usual afterwards). Building the bench's 7-day,
+    four-antenna problem: median CPU 0.78 s instead of 0.97 s (5 interleaved builds
+    each, measured).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def build_problem(
     *,
     start: datetime,
@@ -1010,19 +1033,20 @@ def build_problem(
             )
     sat_index = {s.norad_id: i for i, s in enumerate(satellites)}
     windows: list[Window] = []
-    for station_id, station in stations.items():
-        ants = [(i, a) for i, a in enumerate(antennas) if a.station_id == station_id]
-        if ants:
-            _station_windows(
-                windows,
-                grid,
-                station,
-                ants,
-                satellites,
-                sat_index,
-                passes.get(station_id, ()),
-                pointing,
-            )
+    with _gc_paused():
+        for station_id, station in stations.items():
+            ants = [(i, a) for i, a in enumerate(antennas) if a.station_id == station_id]
+            if ants:
+                _station_windows(
+                    windows,
+                    grid,
+                    station,
+                    ants,
+                    satellites,
+                    sat_index,
+                    passes.get(station_id, ()),
+                    pointing,
+                )
     problem = Problem(grid, settings, list(antennas), list(satellites), windows)
     add_reservations(problem, reservations, stations, pointing)
     return problem
