@@ -118,6 +118,12 @@ def _finish(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _disarm(sleeper: _Sleeper) -> None:
+    if sleeper.handle is not None:
+        sleeper.handle.cancel()
+        sleeper.handle = None
+
+
 @dataclass(slots=True)
 class _Sleeper:
     deadline: float
@@ -197,6 +203,9 @@ class VirtualClock:
         heapq.heappush(self._heap, (sleeper.deadline, next(self._seq), sleeper))
         if self._speed is not None:
             self._arm(sleeper, loop)
+        # A cancelled timer may leave the heap before stop_free_running looks at it: its
+        # loop timer goes with it (as _sleep_to's finally does for a sleeper).
+        sleeper.future.add_done_callback(lambda _: _disarm(sleeper))
         return sleeper.future
 
     async def _sleep_to(self, deadline: float) -> None:
@@ -331,6 +340,8 @@ class VirtualClock:
         sleeper.handle = loop.call_later(real_delay, self._wake_free_running, sleeper.deadline)
 
     def _wake_free_running(self, due: float) -> None:
+        if self._speed is None:
+            return  # a loop timer left from free-running: manual time decides now
         # Wake every sleeper that is due, in deadline order, so that two timers
         # firing in one loop iteration still wake in the right order. The loop may
         # fire a timer up to its clock resolution early, so the timer's own

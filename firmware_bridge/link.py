@@ -449,6 +449,8 @@ async def exchange(
     What ``CommandLink`` does per attempt; also handy in probe hooks. Raises
     TransportTimeout, RemoteProtocolError, DeviceRejected or TransportClosed.
     """
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise ValueError(f"{transport.url}: timeout_s={timeout_s!r}: must be a finite number > 0")
     if flush:
         await transport.reset_input()
     if decoder is not None:
@@ -560,7 +562,7 @@ class CommandLink:
             raise RuntimeError(f"{self._name}: open() was already called; a link opens once")
         self._opened = True
         try:
-            self._transport = await self._connect_once()
+            self._adopt(await self._connect_once())
         except (BridgeError, OSError) as exc:
             self._declare_faulted(f"cannot connect: {exc}")
             return
@@ -796,6 +798,17 @@ class CommandLink:
         else:
             self._changed()
 
+    def _adopt(self, transport: ByteTransport) -> None:
+        """Use ``transport`` from now on; its loss is a fault at once, not at the next
+        request (a rotator polled once a second would otherwise take up to that second)."""
+        self._transport = transport
+
+        def lost(reason: str) -> None:
+            if self._transport is transport:
+                self._declare_faulted(f"transport lost: {reason}")
+
+        transport.on_lost(lost)
+
     def _declare_faulted(self, reason: str) -> None:
         if self._state in (LinkState.CLOSED, LinkState.FAULTED):
             return
@@ -854,7 +867,7 @@ class CommandLink:
                 self._changed()
                 return
             break
-        self._transport = transport
+        self._adopt(transport)
         self._state = LinkState.OK
         self._consecutive_failures = 0
         self._last_trouble = None

@@ -267,3 +267,38 @@ async def test_timers_fire_free_running_and_on_the_system_clock() -> None:
     cancelled.cancel()
     await asyncio.wait_for(real.timer(0.005), timeout=5)
     assert cancelled.cancelled()
+
+
+async def test_a_cancelled_timer_wakes_no_manual_sleeper_after_free_running_stops() -> None:
+    """A timer cancelled while free-running (a reply beat the timeout) leaves no loop timer
+    behind that wakes a manual-mode sleeper before its deadline once free-running stops."""
+    clock = VirtualClock(T0)
+    clock.start_free_running(10.0)
+    timer = clock.timer(2.0)
+    timer.cancel()
+    await asyncio.sleep(0)
+    clock.next_deadline()  # drops the cancelled entry from the heap, as any wake-up does
+    clock.stop_free_running()
+    sleeper = asyncio.ensure_future(clock.sleep(1.5))
+    # Real time: the old 2 s virtual timer at 10x would have fired after 0.2 s.
+    await SystemClock().timer(0.3)
+    done = sleeper.done()
+    sleeper.cancel()
+    assert not done, "a manual sleeper woke while virtual time stood still"
+
+
+async def test_a_cancelled_timer_leaves_no_loop_timer_while_free_running() -> None:
+    """Cancelling a free-running timer drops its loop timer (as SystemClock.timer does)."""
+    clock = VirtualClock(T0)
+    clock.start_free_running(1.0)
+    loop = asyncio.get_running_loop()
+    scheduled = loop._scheduled  # type: ignore[attr-defined]
+    before = sum(not h.cancelled() for h in scheduled)
+    timers = [clock.timer(60.0) for _ in range(100)]
+    for t in timers:
+        t.cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    live = sum(not h.cancelled() for h in scheduled)
+    clock.stop_free_running()
+    assert live <= before, f"{live - before} loop timers outlive cancelled clock timers"

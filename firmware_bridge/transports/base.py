@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -71,6 +72,15 @@ class ByteTransport(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Close this end now; idempotent. Pending reads raise TransportClosed."""
+
+    def on_lost(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` once when the far end goes away (device unplugged, pty
+        or socket closed by the peer, link cut), not on a local close.
+
+        So that a link can declare a vanished device at once instead of at its next
+        request. Transports that cannot tell never call it (the default).
+        """
+        del callback  # this transport cannot tell: nothing to watch
 
     async def __aenter__(self) -> Self:
         """Enter once; the transport is closed on exit. Re-entering is an error."""
@@ -212,6 +222,7 @@ class InboxProtocol(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.lost_reason: str | None = None
+        self.lost_callbacks: list[Callable[[str], None]] = []
 
     def data_received(self, data: bytes) -> None:
         """Buffer received bytes."""
@@ -259,6 +270,9 @@ class InboxProtocol(asyncio.Protocol):
     def _mark_lost(self, reason: str) -> None:
         if self.lost_reason is None:
             self.lost_reason = reason
+            callbacks, self.lost_callbacks = self.lost_callbacks, []
+            for callback in callbacks:
+                callback(reason)
         self.inbox.end(self.lost_reason)
 
 
@@ -296,10 +310,21 @@ class AsyncioByteTransport(ByteTransport):
         self._flush_os_input()
         return self._protocol.inbox.clear()
 
+    def on_lost(self, callback: Callable[[str], None]) -> None:
+        """See :meth:`ByteTransport.on_lost` (at once if the connection is lost already)."""
+        if self._closed_locally:
+            return
+        if self._protocol.lost_reason is not None:
+            callback(self._protocol.lost_reason)
+        else:
+            self._protocol.lost_callbacks.append(callback)
+
     async def close(self) -> None:
         """Abort the connection (unsent bytes are dropped) and wait until it is gone."""
         if not self._closed_locally:
             self._closed_locally = True
+            # A local close is no loss of the far end.
+            self._protocol.lost_callbacks.clear()
             self._protocol.inbox.end(f"{self._url}: closed locally", discard=True)
             if not self._transport.is_closing():
                 # abort(), not close(): close() waits for the peer to take queued bytes and

@@ -176,6 +176,7 @@ class LoopTransport(ByteTransport):
         self._peer: LoopTransport | None = None
         self._hooks: list[FaultHook] = []
         self._closed_reason: str | None = None
+        self._lost_callbacks: list[Callable[[str], None]] = []
 
     @property
     def side(self) -> str:
@@ -211,6 +212,7 @@ class LoopTransport(ByteTransport):
         """Close this end; the peer reads what was already sent, then gets TransportClosed."""
         if self._closed_reason is not None and self._out is None:
             return
+        self._lost_callbacks.clear()  # a local close is no loss of the far end
         reason = f"{self._url} ({self._side}): closed locally"
         if self._closed_reason is None:
             self._closed_reason = reason
@@ -230,9 +232,25 @@ class LoopTransport(ByteTransport):
     def _other_side(self) -> str:
         return "b" if self._side == "a" else "a"
 
+    def on_lost(self, callback: Callable[[str], None]) -> None:
+        """See :meth:`ByteTransport.on_lost`: the peer closed its end or the link was cut."""
+        if self._out is None:  # closed here: nothing more to report
+            return
+        if self._closed_reason is not None:
+            callback(self._closed_reason)
+        else:
+            self._lost_callbacks.append(callback)
+
+    def _lost(self) -> None:
+        callbacks, self._lost_callbacks = self._lost_callbacks, []
+        for callback in callbacks:
+            assert self._closed_reason is not None
+            callback(self._closed_reason)
+
     def _on_peer_closed(self, reason: str) -> None:
         if self._closed_reason is None:
             self._closed_reason = reason
+        self._lost()
         if self._out is not None:
             # Our bytes would go to nobody.
             self._out.stop()
@@ -246,6 +264,7 @@ class LoopTransport(ByteTransport):
         if self._in is not None:
             self._in.stop()
         self._detach_hooks()
+        self._lost()
 
     def _cut_link(self) -> None:
         self._link.cut(f"{self._url}: the link was cut")

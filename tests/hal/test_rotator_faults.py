@@ -78,14 +78,15 @@ async def test_pty_closed_mid_command_then_reconnect(
 
 
 async def test_loop_disconnect_for_a_while(clock: VirtualClock) -> None:
-    """disconnect_for(): reconnect attempts fail while the twin is away, succeed after."""
+    """disconnect_for(): the link is faulted at once, without waiting for a request (a
+    request fails fast naming the loss); reconnect attempts fail while the twin is away and
+    succeed after."""
     async with rotator_rig("gs232b", "loop", clock) as rig:
         await rig.server.disconnect_for(5.0)
         assert not rig.server.up
-        # The link notices on its next request (nothing reads between requests).
-        with pytest.raises(TransportClosed):
-            await rig.call(rig.driver.get_position())
         assert state_of(rig.driver) is DriverState.FAULTED
+        with pytest.raises(DeviceFault, match=r"transport lost: .*the peer closed the connection"):
+            await rig.call(rig.driver.get_position())
         await drive(clock, rig.driver.wait_ready(), limit_s=60.0)
         assert clock.monotonic() >= 5.0
         assert rig.server.up

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from firmware_bridge.clock import VirtualClock
-from firmware_bridge.errors import TransportTimeout
+from firmware_bridge.errors import TransportClosed, TransportTimeout
 from firmware_bridge.link import exchange
 from firmware_bridge.transports import ByteTransport, loop_pair
 
@@ -159,3 +159,16 @@ async def test_a_reply_due_with_the_timeout_in_one_loop_turn_wins() -> None:
         clock.stop_free_running()
         echo.cancel()
     assert replies == [b"OK TIE%d" % i for i in range(20)]
+
+
+@pytest.mark.parametrize("timeout_s", [float("nan"), 0.0, -1.0, float("inf")])
+async def test_a_bad_timeout_is_refused_by_name(timeout_s: float) -> None:
+    """An exchange with a timeout that is not a finite number > 0 is refused up front with
+    an error naming the transport and timeout_s (nothing is written)."""
+    clock = VirtualClock(T0)
+    host, device = loop_pair(clock, name="race")
+    with pytest.raises(ValueError, match=r"loop://race: timeout_s=.*must be a finite number > 0"):
+        await exchange(host, b"X\n", decoder=LineDecoder(), clock=clock, timeout_s=timeout_s)
+    await host.close()
+    with pytest.raises(TransportClosed):
+        await device.read()

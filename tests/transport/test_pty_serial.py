@@ -149,3 +149,42 @@ async def test_reset_input_on_a_hung_up_tty_is_a_typed_closed_error(
             await client.reset_input()
     finally:
         await client.close()
+
+
+async def test_closing_endpoint_calls_the_lost_callback_without_a_read(
+    endpoint: PtyEndpoint,
+) -> None:
+    """Closing the master calls on_lost's callback once, with nobody reading or writing (a
+    link can declare the device gone at once); a local close calls nobody."""
+    client = await open_client(endpoint)
+    other = await open_client(endpoint)
+    reasons: list[str] = []
+    gone = asyncio.get_running_loop().create_future()
+
+    def lost(reason: str) -> None:
+        reasons.append(reason)
+        if not gone.done():
+            gone.set_result(None)
+
+    try:
+        client.on_lost(lost)
+        await other.close()  # closing another client is not a loss of this one
+        await endpoint.close()
+        await asyncio.wait_for(gone, HANG_GUARD_S)
+        assert len(reasons) == 1
+        assert "device lost" in reasons[0]
+        late: list[str] = []
+        client.on_lost(late.append)  # registered after the loss: called at once
+        assert late == reasons
+    finally:
+        await client.close()
+
+
+async def test_a_local_close_is_no_loss(endpoint: PtyEndpoint) -> None:
+    """Closing the client itself does not call its on_lost callback."""
+    client = await open_client(endpoint)
+    reasons: list[str] = []
+    client.on_lost(reasons.append)
+    await client.close()
+    await endpoint.write(b"after")
+    assert reasons == []
