@@ -4,8 +4,8 @@
   their JSON Schemas; :mod:`.sink`: the :class:`TelemetrySink` producers write to;
 * :mod:`.outbox`: the bounded outbox; :mod:`.mqtt`: the aiomqtt publisher and its
   reconnect supervisor; :mod:`.commands`: command validation and dispatch;
-* :mod:`.config`: the ``[mqtt]`` table; :mod:`.broker`: the embedded amqtt broker;
-  :mod:`.monitor`: the ``groundlink monitor`` terminal dashboard.
+* :mod:`.config`: the ``[mqtt]`` table; :mod:`.broker`: the embedded broker
+  (:mod:`.mqtt_broker`); :mod:`.monitor`: the ``groundlink monitor`` terminal dashboard.
 """
 
 from controller.telemetry.config import MqttConfig

@@ -1,4 +1,4 @@
-"""An embedded amqtt broker on loopback: the zero-setup broker of ``make demo``.
+"""The embedded MQTT broker on loopback: the zero-setup broker of ``make demo``.
 
 ``mqtt.embedded = true`` runs it for the daemon (in a child process unless
 ``mqtt.embedded_process = false``), with a TCP listener on the loopback address of
@@ -8,11 +8,15 @@ single machine; production points ``mqtt.broker`` at Mosquitto instead. Port 0 p
 free port (tests); the bound ports are then on :attr:`EmbeddedBroker.tcp_port` and
 :attr:`EmbeddedBroker.ws_port`.
 
+The broker is groundlink's own (:mod:`controller.telemetry.mqtt_broker`, a few
+microseconds of CPU per message). ``engine="amqtt"`` runs the amqtt broker instead (a
+hundred times that, some 200-400 µs per message; kept for ``bench/broker.py``'s
+comparison).
+
 ``isolated=True`` runs the same broker in a child process instead
-(``python -m controller.telemetry.broker``): amqtt costs a few hundred microseconds of
-Python per message, and in the daemon's own event loop that work sits between the
-antennas' control-loop wake-ups. The child exits when stopped or when its parent dies
-(its stdin closes).
+(``python -m controller.telemetry.broker``): its work per message then runs on another
+core than the antennas' control loops. The child exits when stopped or when its parent
+dies (its stdin closes).
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ import logging
 import signal
 import sys
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, get_args
 
 from controller.telemetry.config import MqttConfig, is_loopback_host
+from controller.telemetry.mqtt_broker import MqttBroker, MqttBrokerError
 
-__all__ = ["EmbeddedBroker", "EmbeddedBrokerError"]
+__all__ = ["BrokerEngine", "EmbeddedBroker", "EmbeddedBrokerError"]
+
+BrokerEngine = Literal["native", "amqtt"]
+"""``native``: :class:`~controller.telemetry.mqtt_broker.MqttBroker`; ``amqtt``: amqtt."""
 
 
 class EmbeddedBrokerError(RuntimeError):
@@ -37,7 +45,7 @@ class EmbeddedBrokerError(RuntimeError):
 
 
 class EmbeddedBroker:
-    """In-process MQTT 3.1.1 broker (amqtt) on loopback TCP and WebSocket."""
+    """MQTT 3.1.1 broker on loopback TCP and WebSocket, in this process or a child."""
 
     def __init__(
         self,
@@ -46,6 +54,7 @@ class EmbeddedBroker:
         port: int = 1883,
         ws_port: int | None = 9001,
         isolated: bool = False,
+        engine: BrokerEngine = "native",
     ):
         if not is_loopback_host(host):
             raise EmbeddedBrokerError(
@@ -55,6 +64,12 @@ class EmbeddedBroker:
         for name, value in (("port", port), ("ws_port", ws_port)):
             if value is not None and not 0 <= value <= 65535:
                 raise EmbeddedBrokerError(f"embedded broker {name} {value} is not 0-65535")
+        if engine not in get_args(BrokerEngine):
+            raise EmbeddedBrokerError(
+                f"embedded broker engine {engine!r} is not one of "
+                + ", ".join(get_args(BrokerEngine))
+            )
+        self._engine: BrokerEngine = engine
         self._host = host
         self._port = port
         self._ws_port = ws_port
@@ -108,9 +123,17 @@ class EmbeddedBroker:
         if self._isolated:
             await self._start_child()
             return
+        if self._engine == "native":
+            await self._start_native()
+            return
         # Imported here: amqtt pulls in websockets, transitions and its plugin registry,
-        # which a daemon pointed at Mosquitto never needs.
-        from amqtt.broker import Broker
+        # which only this comparison engine needs (it may become an optional package).
+        try:
+            from amqtt.broker import Broker
+        except ImportError as exc:
+            raise EmbeddedBrokerError(
+                f"embedded broker engine 'amqtt' needs the amqtt package ({exc})"
+            ) from exc
 
         listeners: dict[str, dict[str, Any]] = {
             "default": {"type": "tcp", "bind": f"{self._host}:{self._port}"}
@@ -148,7 +171,9 @@ class EmbeddedBroker:
         broker, self._broker = self._broker, None
         child, self._child = self._child, None
         self._bound = {}
-        if broker is not None:
+        if isinstance(broker, MqttBroker):
+            await broker.stop()
+        elif broker is not None:
             await broker.shutdown()
         if child is not None:
             if child.returncode is None:
@@ -156,9 +181,26 @@ class EmbeddedBroker:
                     child.send_signal(signal.SIGTERM)
             await child.wait()
 
+    async def _start_native(self) -> None:
+        broker = MqttBroker()
+        try:
+            await broker.start(self._host, self._port, self._ws_port)
+        except MqttBrokerError as exc:
+            raise EmbeddedBrokerError(
+                f"embedded broker could not listen on {self._host}:{self._port}"
+                + (f" (ws {self._ws_port})" if self._ws_port is not None else "")
+                + f": {exc}"
+            ) from exc
+        self._broker = broker
+        assert broker.tcp_port is not None
+        self._bound["default"] = broker.tcp_port
+        if broker.ws_port is not None:
+            self._bound["ws"] = broker.ws_port
+        logging.getLogger(__name__).info("embedded MQTT broker listening: %s", self._bound)
+
     async def _start_child(self) -> None:
         args = [sys.executable, "-m", "controller.telemetry.broker", "--host", self._host]
-        args += ["--port", str(self._port)]
+        args += ["--port", str(self._port), "--engine", self._engine]
         if self._ws_port is not None:
             args += ["--ws-port", str(self._ws_port)]
         # stderr is inherited: a pipe nobody reads would stall a child that logs a lot.
@@ -208,7 +250,7 @@ class EmbeddedBroker:
         return self._bound[name]
 
 
-async def _serve_child(host: str, port: int, ws_port: int | None) -> None:
+async def _serve_child(host: str, port: int, ws_port: int | None, engine: BrokerEngine) -> None:
     """The isolated broker's process: listen, report the ports, run until told to stop."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -220,7 +262,7 @@ async def _serve_child(host: str, port: int, ws_port: int | None) -> None:
     orphaned = asyncio.ensure_future(reader.read())
     stopped = asyncio.ensure_future(stop.wait())
     try:
-        async with EmbeddedBroker(host=host, port=port, ws_port=ws_port) as broker:
+        async with EmbeddedBroker(host=host, port=port, ws_port=ws_port, engine=engine) as broker:
             _reply({"ports": broker._bound})
             await asyncio.wait({orphaned, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -234,10 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--ws-port", type=int, default=None)
+    parser.add_argument("--engine", choices=get_args(BrokerEngine), default="native")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
+    # Our broker's warnings too: a client closed for a malformed packet, named.
+    logging.getLogger("controller.telemetry.mqtt_broker").setLevel(logging.WARNING)
     try:
-        asyncio.run(_serve_child(args.host, args.port, args.ws_port))
+        asyncio.run(_serve_child(args.host, args.port, args.ws_port, args.engine))
     except EmbeddedBrokerError as exc:
         _reply({"error": str(exc)})
         return 1

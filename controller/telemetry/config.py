@@ -12,11 +12,11 @@ Example (TOML)::
     outbox_events = 10000                        # QoS 1 events/replies held during an outage
     command_max_age_s = 30
 
-``embedded = true`` starts an amqtt broker on the loopback address of ``broker`` (TCP)
-and on ``embedded_ws_port`` (WebSocket, for browser dashboards). By default
-(``embedded_process = true``) it runs in a child process of the daemon: it then uses
-another core than the control loops (amqtt costs several tasks per message, more CPU
-than the daemon's own work per message), and a broker that stalls cannot stall them;
+``embedded = true`` starts groundlink's own MQTT broker (:mod:`.mqtt_broker`) on the
+loopback address of ``broker`` (TCP) and on ``embedded_ws_port`` (WebSocket, for
+browser dashboards). By default (``embedded_process = true``) it runs in a child
+process of the daemon: its work per packet and wake-up then stays off the control
+loops' core, and a broker that stalls cannot stall them;
 the child exits with the daemon. ``embedded_process = false`` keeps it in-process.
 Secrets never sit in the config file or the URL: the password is read from
 ``password_file`` when connecting. Relative paths are resolved by

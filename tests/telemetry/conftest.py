@@ -272,7 +272,7 @@ async def mosquitto_factory(tmp_path: Path) -> AsyncIterator[MosquittoFactory]:
 async def any_broker(
     request: pytest.FixtureRequest, mosquitto_factory: MosquittoFactory
 ) -> AsyncIterator[tuple[str, int]]:
-    """(url, port) of a plain Mosquitto or of the embedded amqtt broker."""
+    """(url, port) of a plain Mosquitto or of the embedded broker."""
     if request.param == "mosquitto":
         broker = await mosquitto_factory()
         yield broker.url, broker.port
@@ -289,7 +289,7 @@ async def mosquitto(mosquitto_factory: MosquittoFactory) -> MosquittoBroker:
 
 @pytest.fixture
 async def embedded_broker() -> AsyncIterator[EmbeddedBroker]:
-    """The embedded amqtt broker on free loopback TCP and WebSocket ports."""
+    """The embedded broker on free loopback TCP and WebSocket ports."""
     async with EmbeddedBroker(port=0, ws_port=0) as broker:
         yield broker
 
