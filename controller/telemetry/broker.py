@@ -152,11 +152,7 @@ class EmbeddedBroker:
         try:
             await broker.start()
         except Exception as exc:
-            raise EmbeddedBrokerError(
-                f"embedded broker could not listen on {self._host}:{self._port}"
-                + (f" (ws {self._ws_port})" if self._ws_port is not None else "")
-                + f": {exc}"
-            ) from exc
+            raise self._listen_error(exc) from exc
         self._broker = broker
         # amqtt has no public accessor for the bound address; port 0 needs it.
         servers = getattr(broker, "_servers", {})
@@ -181,16 +177,19 @@ class EmbeddedBroker:
                     child.send_signal(signal.SIGTERM)
             await child.wait()
 
+    def _listen_error(self, exc: Exception) -> EmbeddedBrokerError:
+        """The error for a broker that could not listen, naming the address(es)."""
+        ws = f" (ws {self._ws_port})" if self._ws_port is not None else ""
+        return EmbeddedBrokerError(
+            f"embedded broker could not listen on {self._host}:{self._port}{ws}: {exc}"
+        )
+
     async def _start_native(self) -> None:
         broker = MqttBroker()
         try:
             await broker.start(self._host, self._port, self._ws_port)
         except MqttBrokerError as exc:
-            raise EmbeddedBrokerError(
-                f"embedded broker could not listen on {self._host}:{self._port}"
-                + (f" (ws {self._ws_port})" if self._ws_port is not None else "")
-                + f": {exc}"
-            ) from exc
+            raise self._listen_error(exc) from exc
         self._broker = broker
         assert broker.tcp_port is not None
         self._bound["default"] = broker.tcp_port

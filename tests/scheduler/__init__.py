@@ -13,6 +13,7 @@ which the instance generator ensures (``2 * setup_steps + min_steps >= far_steps
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -141,6 +142,15 @@ def random_problem(
         ok = all(2 * problem.setup_steps + m_min >= problem.far_steps(a) for a in range(n_antennas))
         if ok and windows:
             return problem
+
+
+def identical_antennas(problem: Problem, n: int) -> Problem:
+    """``n`` copies of the instance's first antenna, each with its windows."""
+    ant = problem.antennas[0]
+    mine = [w for w in problem.windows if w.antenna == 0]
+    antennas = [dataclasses.replace(ant, antenna_id=f"{ant.antenna_id}-{i}") for i in range(n)]
+    windows = [w.for_antenna(a) for a in range(n) for w in mine]
+    return Problem(problem.grid, problem.settings, antennas, problem.satellites, windows)
 
 
 def _reachable(

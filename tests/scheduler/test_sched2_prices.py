@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from controller.scheduler.model import Problem
 from controller.scheduler.optimal import _initial_prices, _relaxed, _Solver, solve_optimal
 from controller.scheduler.plan import check_schedule, schedule_from_raw
-from tests.scheduler import exact_reference, random_problem
-
-
-def _identical(problem: Problem, n: int) -> Problem:
-    """``n`` copies of the instance's first antenna, each with its windows."""
-    ant = problem.antennas[0]
-    mine = [w for w in problem.windows if w.antenna == 0]
-    antennas = [dataclasses.replace(ant, antenna_id=f"{ant.antenna_id}-{i}") for i in range(n)]
-    windows = [w.for_antenna(a) for a in range(n) for w in mine]
-    return Problem(problem.grid, problem.settings, antennas, problem.satellites, windows)
+from tests.scheduler import exact_reference, identical_antennas, random_problem
 
 
 def _instance(seed: int, n: int) -> Problem:
@@ -29,7 +18,7 @@ def _instance(seed: int, n: int) -> Problem:
             rng, n_antennas=1, n_passes=int(rng.integers(8, 15)), n_steps=int(rng.integers(40, 60))
         )
         if any(w.antenna == 0 for w in base.windows):
-            return _identical(base, n)
+            return identical_antennas(base, n)
 
 
 def _reference_prices(problem: Problem) -> np.ndarray:

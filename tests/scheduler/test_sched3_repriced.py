@@ -3,7 +3,6 @@ plan of the least work and of the Lagrangian heuristic)."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,18 +34,9 @@ from controller.scheduler.optimal import (
     solve_optimal,
 )
 from controller.scheduler.plan import check_schedule, schedule_from_raw
-from tests.scheduler import START, exact_reference, random_problem
+from tests.scheduler import START, exact_reference, identical_antennas, random_problem
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _identical(problem: Problem, n: int) -> Problem:
-    """``n`` copies of the instance's first antenna, each with its windows."""
-    ant = problem.antennas[0]
-    mine = [w for w in problem.windows if w.antenna == 0]
-    antennas = [dataclasses.replace(ant, antenna_id=f"{ant.antenna_id}-{i}") for i in range(n)]
-    windows = [w.for_antenna(a) for a in range(n) for w in mine]
-    return Problem(problem.grid, problem.settings, antennas, problem.satellites, windows)
 
 
 def _instance(seed: int) -> Problem:
@@ -63,7 +53,7 @@ def _instance(seed: int) -> Problem:
                 n_steps=int(rng.integers(40, 60)),
             )
             if any(w.antenna == 0 for w in base.windows):
-                return _identical(base, n)
+                return identical_antennas(base, n)
         else:
             return random_problem(
                 rng,

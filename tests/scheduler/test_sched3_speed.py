@@ -9,18 +9,9 @@ import gc
 import numpy as np
 import pytest
 
-from controller.scheduler.model import Problem, Window, _gc_paused
+from controller.scheduler.model import Window, _gc_paused
 from controller.scheduler.optimal import _relaxed, _Solver, _sorted_unique
-from tests.scheduler import random_problem
-
-
-def _identical(problem: Problem, n: int) -> Problem:
-    """``n`` copies of the instance's first antenna, each with its windows."""
-    ant = problem.antennas[0]
-    mine = [w for w in problem.windows if w.antenna == 0]
-    antennas = [dataclasses.replace(ant, antenna_id=f"{ant.antenna_id}-{i}") for i in range(n)]
-    windows = [w.for_antenna(a) for a in range(n) for w in mine]
-    return Problem(problem.grid, problem.settings, antennas, problem.satellites, windows)
+from tests.scheduler import identical_antennas, random_problem
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 50, 5000])
@@ -96,7 +87,7 @@ def test_shared_dp_plans_map_to_each_antennas_windows(seed: int) -> None:
     satellite, points and plan), found by position in the aligned window lists."""
     rng = np.random.default_rng(9800 + seed)
     base = random_problem(rng, n_antennas=1, n_passes=12, n_steps=60)
-    problem = _identical(base, 3)
+    problem = identical_antennas(base, 3)
     solver = _Solver(problem)
     assert len(solver.layouts) == 1
     plans = _relaxed(solver, None)

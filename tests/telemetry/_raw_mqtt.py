@@ -1,5 +1,8 @@
 """A raw MQTT 3.1.1 client over a plain socket: the broker tests' way to send exactly the
 bytes a protocol case needs (malformed ones included) and to see exactly what comes back.
+
+Its encoders are written from the specification, apart from the broker's own on purpose:
+a test that encoded with the code under test could not catch an encoding bug.
 """
 
 from __future__ import annotations
