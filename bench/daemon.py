@@ -17,7 +17,7 @@
 3. Resident memory (max RSS of the process).
 
     .venv/bin/python bench/daemon.py [--hours 24] [--speed 1000] [--real-s 60]
-        [--broker-in-process]
+        [--broker-in-process] [--broker-engine native|amqtt]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,7 +41,7 @@ from controller.config import load_config  # noqa: E402
 from controller.daemon import Daemon  # noqa: E402
 from controller.daemon_config import DaemonConfig  # noqa: E402
 from controller.logs import configure_logging  # noqa: E402
-from controller.telemetry.broker import EmbeddedBroker  # noqa: E402
+from controller.telemetry.broker import BrokerEngine, EmbeddedBroker  # noqa: E402
 from controller.telemetry.commands import TrackCommand  # noqa: E402
 from firmware_bridge.clock import Clock, SystemClock, VirtualClock  # noqa: E402
 
@@ -48,6 +49,13 @@ T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 # The embedded broker in a child process, as the daemon runs it by default
 # (mqtt.embedded_process); --broker-in-process puts it in this process.
 _ISOLATED = [True]
+# The broker engine: groundlink's own (the default) or amqtt (--broker-engine amqtt).
+_ENGINE: list[BrokerEngine] = ["native"]
+
+
+def _broker() -> EmbeddedBroker:
+    """The embedded broker as the options ask (child process or not, which engine)."""
+    return EmbeddedBroker(port=0, ws_port=None, isolated=_ISOLATED[0], engine=_ENGINE[0])
 
 
 def _child_cpu_s(broker: EmbeddedBroker) -> float:
@@ -141,7 +149,7 @@ async def _run(
     phases: _Phases | None = None,
 ) -> tuple[Daemon, float]:
     real = SystemClock()
-    async with EmbeddedBroker(port=0, ws_port=None, isolated=_ISOLATED[0]) as broker:
+    async with _broker() as broker:
         daemon = Daemon(
             load_config(path),
             clock=clock,
@@ -196,8 +204,15 @@ async def main() -> None:
         action="store_true",
         help="run the embedded broker in this process (embedded_process = false)",
     )
+    parser.add_argument(
+        "--broker-engine",
+        choices=get_args(BrokerEngine),
+        default="native",
+        help="the embedded broker: groundlink's own (default) or amqtt, for comparison",
+    )
     args = parser.parse_args()
     _ISOLATED[0] = not args.broker_in_process
+    _ENGINE[0] = args.broker_engine
     configure_logging("error")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -232,7 +247,7 @@ async def main() -> None:
         measured = _LatenessClock(base, tuple(f"{a.id}-" for a in config.antennas))
         before = resource.getrusage(resource.RUSAGE_SELF)
         real = SystemClock()
-        async with EmbeddedBroker(port=0, ws_port=None, isolated=_ISOLATED[0]) as broker:
+        async with _broker() as broker:
             live = Daemon(
                 config,
                 clock=measured,
@@ -330,7 +345,7 @@ async def _run_free(
     path: Path, run_dir: Path, clock: VirtualClock, seconds: float, speed: float
 ) -> tuple[Daemon, float]:
     real = SystemClock()
-    async with EmbeddedBroker(port=0, ws_port=None, isolated=_ISOLATED[0]) as broker:
+    async with _broker() as broker:
         daemon = Daemon(
             load_config(path),
             clock=clock,
