@@ -562,13 +562,15 @@ class CommandLink:
             raise RuntimeError(f"{self._name}: open() was already called; a link opens once")
         self._opened = True
         try:
-            self._adopt(await self._connect_once())
+            transport = await self._connect_once()
         except (BridgeError, OSError) as exc:
             self._declare_faulted(f"cannot connect: {exc}")
             return
+        self._transport = transport
         self._state = LinkState.OK
         self._ready.set()
         self._changed()
+        self._watch_loss(transport)
 
     async def wait_ready(self) -> None:
         """Wait until the link is ``ok`` (or ``degraded``)."""
@@ -798,10 +800,10 @@ class CommandLink:
         else:
             self._changed()
 
-    def _adopt(self, transport: ByteTransport) -> None:
-        """Use ``transport`` from now on; its loss is a fault at once, not at the next
-        request (a rotator polled once a second would otherwise take up to that second)."""
-        self._transport = transport
+    def _watch_loss(self, transport: ByteTransport) -> None:
+        """The loss of ``transport`` (in use, the link ok) is a fault at once, not at the
+        next request (a rotator polled once a second would otherwise take up to that
+        second). Called once the link is ok: a transport lost already faults it at once."""
 
         def lost(reason: str) -> None:
             if self._transport is transport:
@@ -867,7 +869,7 @@ class CommandLink:
                 self._changed()
                 return
             break
-        self._adopt(transport)
+        self._transport = transport
         self._state = LinkState.OK
         self._consecutive_failures = 0
         self._last_trouble = None
@@ -877,3 +879,4 @@ class CommandLink:
         self._ready.set()
         _log.warning("%s: link restored after %d attempt(s)", self._name, self._backoff.attempts)
         self._changed()
+        self._watch_loss(transport)

@@ -599,3 +599,33 @@ async def test_cancelling_a_request_from_outside_is_a_cancellation_not_a_timeout
         await bench.clock.advance(2.0)
         assert second.result() == "NEXT"
         assert link.counters.timeouts == 0
+
+
+async def test_the_loss_of_the_transport_faults_the_link_without_a_request() -> None:
+    """The device hangs up while nothing is asked: the link is faulted at once (naming the
+    loss) and reconnects; a transport already gone when it is handed over (the probe
+    passed, then the device left) faults the link as it opens instead of leaving it ok."""
+    bench = Bench()
+    async with bench.link(POLICY) as link:
+        assert state_of(link) is LinkState.OK
+        await bench.device.transport.close()
+        assert state_of(link) is LinkState.FAULTED
+        assert "transport lost" in (link.health().last_error or "")
+        await bench.clock.advance(5.0)
+        assert state_of(link) is LinkState.OK
+        assert link.counters.reconnects == 1
+
+    gone = Bench()
+
+    async def connect_then_leave() -> ByteTransport:
+        host = await gone.connect()
+        await gone.device.transport.close()
+        return host
+
+    link = CommandLink(connect_then_leave, clock=gone.clock, policy=POLICY, name="dev")
+    await link.open()
+    try:
+        assert state_of(link) is LinkState.FAULTED
+        assert "transport lost" in (link.health().last_error or "")
+    finally:
+        await link.close()
