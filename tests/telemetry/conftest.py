@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import getpass
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -411,3 +413,36 @@ class Subscriber:
     def on(self, topic: str) -> list[Received]:
         """Messages received on ``topic``."""
         return [m for m in self.messages if m.topic == topic]
+
+
+async def kill_station_and_see_it_lost(url: str, port: int, prefix: str) -> dict[str, Any]:
+    """Run a station's publisher in a process of its own on the broker at ``url``, SIGKILL
+    it once it is ready, and return the ``status`` the broker then publishes (its will);
+    a subscriber that comes later must get it retained, state ``lost``."""
+    async with Subscriber(port, [prefix + "status"]) as sub:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.telemetry._publisher_child",
+            url,
+            "gs1",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert child.stdout is not None
+            assert (await asyncio.wait_for(child.stdout.readline(), 20)).strip() == b"ready"
+            await sub.wait_for(lambda ms: any(m.json()["state"] == "ready" for m in ms))
+            os.kill(child.pid, signal.SIGKILL)
+            await asyncio.wait_for(child.wait(), DEADLINE_S)
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+        await sub.wait_for(lambda ms: ms[-1].json()["state"] == "lost")
+        lost: dict[str, Any] = sub.messages[-1].json()
+    async with Subscriber(port, [prefix + "status"]) as late:
+        await late.wait_for(lambda ms: len(ms) == 1)
+        assert late.messages[0].retain
+        assert late.messages[0].json()["state"] == "lost"
+    return lost

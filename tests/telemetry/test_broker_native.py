@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 
@@ -24,7 +22,7 @@ from controller.telemetry.payloads import PassEvent, Status
 from firmware_bridge.clock import SystemClock
 
 from ._raw_mqtt import RawClient, connect_packet, publish_packet
-from .conftest import DEADLINE_S, ROOT, Subscriber, fast_config
+from .conftest import DEADLINE_S, ROOT, Subscriber, fast_config, kill_station_and_see_it_lost
 
 PREFIX = "groundlink/gs1/"
 
@@ -287,31 +285,7 @@ async def test_amqtt_engine_is_still_available() -> None:
 async def test_station_killed_is_marked_lost_through_the_child_broker() -> None:
     """A SIGKILLed station's will (status lost, retained) comes from the child broker."""
     async with EmbeddedBroker(port=0, ws_port=None, isolated=True) as embedded:
-        async with Subscriber(embedded.tcp_port, [PREFIX + "status"]) as sub:
-            child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "tests.telemetry._publisher_child",
-                embedded.url,
-                "gs1",
-                cwd=ROOT,
-                stdout=asyncio.subprocess.PIPE,
-            )
-            try:
-                assert child.stdout is not None
-                assert (await asyncio.wait_for(child.stdout.readline(), 20)).strip() == b"ready"
-                await sub.wait_for(lambda ms: any(m.json()["state"] == "ready" for m in ms))
-                os.kill(child.pid, signal.SIGKILL)
-                await asyncio.wait_for(child.wait(), DEADLINE_S)
-            finally:
-                if child.returncode is None:
-                    child.kill()
-                    await child.wait()
-            await sub.wait_for(lambda ms: ms[-1].json()["state"] == "lost")
-        async with Subscriber(embedded.tcp_port, [PREFIX + "status"]) as late:
-            await late.wait_for(lambda ms: len(ms) == 1)
-            assert late.messages[0].retain
-            assert late.messages[0].json()["state"] == "lost"
+        await kill_station_and_see_it_lost(embedded.url, embedded.tcp_port, PREFIX)
 
 
 async def test_child_broker_survives_a_malformed_client_and_logs_it() -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +29,6 @@ from ._samples import T0, samples
 from .conftest import (
     ACL_EXAMPLE,
     DEADLINE_S,
-    ROOT,
     USERS,
     MosquittoBroker,
     MosquittoFactory,
@@ -40,6 +37,7 @@ from .conftest import (
     TlsFiles,
     fast_config,
     free_port,
+    kill_station_and_see_it_lost,
     secret_file,
 )
 
@@ -116,34 +114,9 @@ async def test_last_will_marks_the_station_lost_when_its_process_is_killed(
     mosquitto: MosquittoBroker,
 ) -> None:
     """SIGKILL of the publishing process makes the broker publish status = lost, retained."""
-    async with Subscriber(mosquitto.port, [PREFIX + "status"]) as sub:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.telemetry._publisher_child",
-            mosquitto.url,
-            "gs1",
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        try:
-            assert child.stdout is not None
-            assert (await asyncio.wait_for(child.stdout.readline(), 20)).strip() == b"ready"
-            await sub.wait_for(lambda ms: any(m.json()["state"] == "ready" for m in ms))
-            os.kill(child.pid, signal.SIGKILL)
-            await _wait(child.wait())
-        finally:
-            if child.returncode is None:
-                child.kill()
-                await child.wait()
-        await sub.wait_for(lambda ms: ms[-1].json()["state"] == "lost")
-        lost = sub.messages[-1].json()
-        assert lost["seq"] == 0
-        assert lost["schema"] == "groundlink.status/1"
-    async with Subscriber(mosquitto.port, [PREFIX + "status"]) as late:
-        await late.wait_for(lambda ms: len(ms) == 1)
-        assert late.messages[0].retain
-        assert late.messages[0].json()["state"] == "lost"
+    lost = await kill_station_and_see_it_lost(mosquitto.url, mosquitto.port, PREFIX)
+    assert lost["seq"] == 0
+    assert lost["schema"] == "groundlink.status/1"
 
 
 async def test_broker_restart_loses_no_event_and_restores_retained_state(
