@@ -288,14 +288,24 @@ class VirtualClock:
         await self.settle()
 
     def _wake_next(self, target: float) -> bool:
-        """Wake the earliest sleeper due by ``target`` (True), or move time to it (False)."""
+        """Wake the earliest sleepers due by ``target`` (True), or move time to it (False).
+
+        Every live sleeper with exactly the earliest deadline wakes in this one step (in the
+        order they went to sleep), as loop timers due at the same instant run in one pass of
+        the loop: two antennas' control loops on the same grid then run in one settling, and
+        their telemetry leaves in one write, instead of one settling each.
+        """
+        heap = self._heap
         self._drop_done()
-        if not self._heap or self._heap[0][0] > target:
+        if not heap or heap[0][0] > target:
             self._mono = max(self._mono, target)
             return False
-        sleeper = heapq.heappop(self._heap)[2]
-        self._mono = max(self._mono, sleeper.deadline)
-        sleeper.future.set_result(None)
+        deadline = heap[0][0]
+        self._mono = max(self._mono, deadline)
+        while heap and heap[0][0] == deadline:
+            sleeper = heapq.heappop(heap)[2]
+            if not sleeper.future.done():
+                sleeper.future.set_result(None)
         return True
 
     def _drop_done(self) -> None:

@@ -182,3 +182,31 @@ async def test_bytes_over_a_real_socket_are_read_before_time_moves() -> None:
         end.close()
         await end.wait_closed()
     await asyncio.gather(talk, listen, return_exceptions=True)
+
+
+async def test_sleepers_due_at_the_same_instant_wake_in_one_step() -> None:
+    """Sleepers with the same deadline wake together, in the order they went to sleep (the
+    first, after one yield, sees the second awake); a deadline a nanosecond later wakes in
+    a step of its own, after both have settled."""
+    clock = VirtualClock(T0)
+    trace: list[str] = []
+
+    async def first() -> None:
+        await clock.sleep(1.0)
+        trace.append("first")
+        await clock.sleep(0)
+        trace.append("first, after a yield")
+
+    async def second() -> None:
+        await clock.sleep(1.0)
+        trace.append("second")
+
+    async def later() -> None:
+        await clock.sleep(1.0 + 1e-9)
+        trace.append("later")
+
+    tasks = [asyncio.ensure_future(f()) for f in (first, second, later)]
+    await clock.sleep(0)  # all three asleep
+    await clock.advance(2.0)
+    assert trace == ["first", "second", "first, after a yield", "later"]
+    await asyncio.gather(*tasks)

@@ -25,6 +25,7 @@ and :func:`snr_from_meter_db` turns a reading back into a measured SNR.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -343,16 +344,24 @@ class LinkSignalModel:
         # window is not needed again, and an emitter off the air holds none.
         # With the track-time span in which the emitter can be above -1 deg of elevation.
         self._windows: dict[Emitter, tuple[int, SkyTrack | None, float, float]] = {}
-        # Per emitter, a span of time in which it is known to be below -1 deg (from its
-        # window): a reading in that span skips it without looking at the window. Most
-        # emitters of a constellation are below the horizon at any moment.
-        self._quiet: dict[Emitter, tuple[datetime, datetime]] = {}
+        # Which emitters a reading looks at. Most emitters of a constellation are below the
+        # horizon at any moment, and each knows from its window until when it stays below
+        # -1 deg: it sleeps in a heap until then, so a reading costs the emitters that may
+        # be heard, not all of them (a loop over 330 emitters took 0.25 ms per reading).
+        # Emitters not yet on the air wait in ``_pending`` (by start), those that may be
+        # heard are ``_awake``. Built on the first reading, and again if time goes back.
+        self._pending: list[Emitter] = []
+        self._awake: list[Emitter] = []
+        self._asleep: list[tuple[datetime, int, Emitter]] = []
+        self._seq = 0
+        self._last_now: datetime | None = None
         self.noise_floor_db = noise_floor_db
 
     def add(self, emitter: Emitter) -> None:
         """Put another transmitter on the air."""
         self._emitters.append(emitter)
         self._emitters.sort(key=lambda e: e.start)
+        self._last_now = None  # sort it in on the next reading
 
     def _track(self, emitter: Emitter, now: datetime) -> tuple[SkyTrack | None, float, float]:
         """The emitter's true track over the window holding ``now``, propagated once (None:
@@ -373,31 +382,48 @@ class LinkSignalModel:
         self._windows[emitter] = (index, track, first_s, last_s)
         return track, first_s, last_s
 
+    def _due(self, now: datetime) -> list[Emitter]:
+        """The emitters to look at ``now``: on the air and not known to be below -1 deg."""
+        if self._last_now is None or now < self._last_now:
+            # First reading, a new emitter or time going back (a wall-clock step): start
+            # over from the whole list; the windows stay valid.
+            self._pending = [e for e in reversed(self._emitters) if e.start > now]
+            self._awake = [e for e in self._emitters if e.start <= now]
+            self._asleep = []
+        self._last_now = now
+        pending, awake, asleep = self._pending, self._awake, self._asleep
+        while pending and pending[-1].start <= now:
+            awake.append(pending.pop())
+        while asleep and asleep[0][0] <= now:
+            awake.append(heapq.heappop(asleep)[2])
+        return awake
+
+    def _sleep(self, emitter: Emitter, until: datetime) -> None:
+        self._seq += 1
+        heapq.heappush(self._asleep, (until, self._seq, emitter))
+
     def snr_db(self, now: datetime, rx_freq_hz: float) -> float | None:
         """The SNR of the strongest emitter on the air at ``now`` (None: nothing on the air)."""
         best: float | None = None
-        for emitter in self._emitters:
-            if emitter.start > now:
-                break
+        awake = self._due(now)
+        still: list[Emitter] = []
+        for emitter in awake:
             if now > emitter.end:
                 # Off the air for good (time moves forward): its window is not needed again.
                 self._windows.pop(emitter, None)
-                self._quiet.pop(emitter, None)
-                continue
-            quiet = self._quiet.get(emitter)
-            if quiet is not None and quiet[0] <= now < quiet[1]:
                 continue
             track, first_s, last_s = self._track(emitter, now)
             if track is None:
-                self._quiet[emitter] = (now, self._window_end(emitter, now))
+                self._sleep(emitter, self._window_end(emitter, now))
                 continue
             t = track.at_time(now)
             if t < first_s:
-                self._quiet[emitter] = (now, now + timedelta(seconds=first_s - t))
+                self._sleep(emitter, now + timedelta(seconds=first_s - t))
                 continue
             if t > last_s:
-                self._quiet[emitter] = (now, self._window_end(emitter, now))
+                self._sleep(emitter, self._window_end(emitter, now))
                 continue
+            still.append(emitter)
             point = track.point(t)
             if point.el_deg < -1.0:
                 continue
@@ -408,6 +434,9 @@ class LinkSignalModel:
                 point.range_km, point.el_deg, error, float(rx_freq_hz) - heard
             )
             best = snr if best is None else max(best, snr)
+        # The strongest emitter does not depend on the order: the awake ones stay in the
+        # order they woke up.
+        self._awake = still
         return best
 
     @staticmethod

@@ -86,7 +86,10 @@ class SpidDriver(RotatorDriver):
         return self._sensed
 
     def _apply_resolution(self, ph: int, pv: int) -> None:
-        caps = self._caps.replace(az_resolution_deg=1.0 / ph, el_resolution_deg=1.0 / pv)
+        az_deg, el_deg = 1.0 / ph, 1.0 / pv
+        if (az_deg, el_deg) == (self._caps.az_resolution_deg, self._caps.el_resolution_deg):
+            return  # every reading carries it: a copy per reading would be wasted work
+        caps = self._caps.replace(az_resolution_deg=az_deg, el_resolution_deg=el_deg)
         if caps != self._caps:
             self._log.info("controller resolution", az_resolution_ph=ph, el_resolution_pv=pv)
             self._caps = caps

@@ -157,6 +157,8 @@ async def test_rotctl_easycomm1_sets_our_twin_without_feedback() -> None:
         assert isinstance(server, PtySimServer)
         rotctl = ["rotctl", "-m", "201", "-r", server.path, "-s", "19200"]
         await run(*rotctl, "P", "180.26", "45.04")
+        # rotctl waits for no reply, so it may exit before our twin has read the pty.
+        await asyncio.wait_for(twin.wait_for_commands(1), DEADLINE_S)
         assert SetPosition(az_deg=180.3, el_deg=45.0) in twin.commands
         assert twin.model.target() == Position(180.3, 45.0)
         assert "Feature not available" in await run(*rotctl, "p", rc=2)

@@ -294,6 +294,58 @@ def test_one_emitter_read_every_half_second_through_rise_and_set(seed_data: Seed
     assert 0 < heard < len(moments)
 
 
+def test_meter_readings_after_time_goes_back_or_an_emitter_is_added_match_a_fresh_model(
+    seed_data: Seed,
+) -> None:
+    """Readings going back in time (a wall-clock step) and after add() read what a model built
+    afresh reads: the emitters asleep until their rise are woken again, none is lost."""
+    budget = LinkBudget(437e6, 0.0, -15.0, 1e9, 12.0, 30.0)
+    day0 = min(p.aos for p in seed_data.passes) + timedelta(minutes=5)
+    day1 = day0 + timedelta(hours=6)
+    sats = sorted({p.norad_id for p in seed_data.passes if day0 <= p.aos < day1})[:6]
+    emitters = [Emitter(n, 437e6, budget, day0, day1) for n in sats]
+
+    def fresh(when: datetime, group: list[Emitter]) -> float | None:
+        model = LinkSignalModel(
+            seed_data.predictor, seed_data.station, lambda: (180.0, 45.0), group
+        )
+        return model.snr_db(when, 437e6)
+
+    model = LinkSignalModel(
+        seed_data.predictor, seed_data.station, lambda: (180.0, 45.0), emitters[:4]
+    )
+    passes = sorted(
+        (p for p in seed_data.passes if p.norad_id in sats[:4] and day0 < p.aos and p.los < day1),
+        key=lambda p: p.aos,
+    )
+    assert len(passes) >= 4
+    # Forward through a few passes (each emitter falls asleep until its rise, and after its
+    # set until its window ends), then back to the first pass's culmination, then forward
+    # again with two more emitters added.
+    forward = [
+        when for p in passes[:4] for when in (p.aos - timedelta(seconds=30), p.tca, p.los)
+    ] + [passes[3].los + timedelta(seconds=60)]
+    heard = 0
+    for when in forward:
+        got = model.snr_db(when, 437e6)
+        assert got == fresh(when, emitters[:4]), when
+        heard += got is not None
+    assert 0 < heard < len(forward)
+    back = passes[0].tca
+    got = model.snr_db(back, 437e6)
+    assert got is not None
+    assert got == fresh(back, emitters[:4])
+    for emitter in emitters[4:]:
+        model.add(emitter)
+    added = [
+        p.tca for p in seed_data.passes if p.norad_id in sats[4:] and back < p.aos and p.los < day1
+    ]
+    assert added
+    later = sorted([when for when in forward if when > back] + added)
+    for when in later:
+        assert model.snr_db(when, 437e6) == fresh(when, emitters), when
+
+
 class _CountingTruth(SkyTruth):
     """A SkyTruth that counts its propagations."""
 
