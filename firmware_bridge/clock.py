@@ -7,7 +7,8 @@ Everything in groundlink that waits or reads the time takes a :class:`Clock`.
 * :class:`VirtualClock` is simulated time. In *manual* mode (the default) time
   stands still until a test calls :meth:`VirtualClock.advance` or
   :meth:`VirtualClock.run_until`; these wake sleepers strictly in deadline order
-  (ties in the order they went to sleep), and every woken sleeper sees ``now()``
+  (ties in the order they went to sleep, woken in one step, as loop timers due at
+  the same instant run in one pass), and every woken sleeper sees ``now()``
   equal to its own deadline. In *free-running* mode
   (:meth:`VirtualClock.start_free_running`) virtual time follows the real
   monotonic clock multiplied by a speed factor, so a daemon can run a whole pass

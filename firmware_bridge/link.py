@@ -167,10 +167,12 @@ class EventReplyDecoder(Generic[T]):
     def __init__(
         self, new_decoder: Callable[[], EventDecoder], match: Callable[[Event], T | None]
     ) -> None:
-        """Create the adapter with a fresh decoder."""
+        """Create the adapter; its decoder is made when the first bytes come."""
         self._new_decoder = new_decoder
         self._match = match
-        self._decoder = new_decoder()
+        # Made on first use, not here: every exchange resets the decoder before it reads,
+        # and one made here would be thrown away unused (a codec per exchange, for nothing).
+        self._decoder: EventDecoder | None = None
 
     def reset(self) -> None:
         """Start over with a new decoder."""
@@ -178,9 +180,12 @@ class EventReplyDecoder(Generic[T]):
 
     def feed(self, data: bytes) -> T | None:
         """Feed bytes and return the first matching reply event, if complete."""
-        self._decoder.receive_data(data)
+        decoder = self._decoder
+        if decoder is None:
+            decoder = self._decoder = self._new_decoder()
+        decoder.receive_data(data)
         while True:
-            event = self._decoder.next_event()
+            event = decoder.next_event()
             if event is NEED_DATA:
                 return None
             if isinstance(event, Garbage):
