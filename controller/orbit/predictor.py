@@ -739,12 +739,71 @@ class PassPredictor:
             empty = np.empty(0)
             return LookAngles(empty, empty, empty, empty, np.empty(0, dtype=np.int_))
         ref = _require_utc(times[0], "times[0]")
-        jd0, fr0 = self._jd_parts(ref)
         t = np.array([(_require_utc(x, "time") - ref).total_seconds() for x in times])
-        geo = _Geometry(station)
+        return self.look_angles_after(norad_id, station, ref, t)
+
+    def look_angles_after(
+        self, norad_id: int, station: Station, ref: datetime, offsets_s: FloatArray
+    ) -> LookAngles:
+        """:meth:`look_angles` at ``offsets_s`` seconds after ``ref`` (no datetime per
+        sample: building and converting them cost more than the propagation of a
+        1 s grid)."""
+        if norad_id not in self._index:
+            raise KeyError(f"satellite {norad_id} is not in this predictor's catalog")
+        jd0, fr0 = self._jd_parts(_require_utc(ref, "ref"))
+        t = np.asarray(offsets_s, dtype=np.float64)
         idx = np.full(len(t), self._index[norad_id], dtype=np.intp)
-        s = self._eval_pairs(geo, jd0, fr0, idx, t)
+        # Only the angles, range and rate: no pass-search terms.
+        s = self._eval_pairs(
+            _Geometry(station),
+            jd0,
+            fr0,
+            idx,
+            t,
+            keep_kin=False,
+            visibility=False,
+            culmination=False,
+        )
         return LookAngles(np.degrees(s.az), np.degrees(s.el), s.range_km, s.range_rate, s.err)
+
+    def max_elevation_deg(
+        self,
+        norad_ids: Sequence[int],
+        station: Station,
+        start: datetime,
+        span_s: float,
+        step_s: float,
+    ) -> dict[int, float]:
+        """Highest elevation (deg) of each satellite on a ``step_s`` grid over
+        [start, start + span_s], in one batch (a look-angles call per satellite costs
+        about as much for 61 samples as this does for a few hundred satellites); -inf
+        for a satellite whose every sample failed to propagate."""
+        ids = list(norad_ids)
+        missing = [n for n in ids if n not in self._index]
+        if missing:
+            raise KeyError(f"satellites {missing[:5]} are not in this predictor's catalog")
+        if not (step_s > 0 and span_s >= 0):
+            raise ValueError(
+                f"max_elevation_deg: need step_s > 0 and span_s >= 0 ({step_s}, {span_s})"
+            )
+        if not ids:
+            return {}
+        jd0, fr0 = self._jd_parts(_require_utc(start, "start"))
+        t = np.linspace(0.0, span_s, max(2, math.ceil(span_s / step_s) + 1))
+        rows = np.array([self._index[n] for n in ids], dtype=np.intp)
+        sat = np.repeat(rows, len(t))
+        s = self._eval_pairs(
+            _Geometry(station),
+            jd0,
+            fr0,
+            sat,
+            np.tile(t, len(ids)),
+            keep_kin=False,
+            visibility=False,
+            culmination=False,
+        )
+        el = np.where(s.err == 0, np.degrees(s.el), -np.inf).reshape(len(ids), len(t))
+        return dict(zip(ids, el.max(axis=1).tolist(), strict=True))
 
     def passes(
         self,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -275,6 +275,15 @@ class SkyTruth:
         # Per satellite, the two windows read last: radios reading a few milliseconds apart
         # on either side of a window's end would otherwise propagate both in turn.
         self._windows: dict[int, list[tuple[datetime, tuple[SkyTrack | None, float, float]]]] = {}
+        # The coarse look of the last two window starts, for every satellite of the
+        # catalog at once: the emitters of a station share their window starts, and one
+        # batch costs about what a single satellite's coarse look did.
+        self._gates: list[tuple[datetime, dict[int, float]]] = []
+        self._watched: set[int] = set()
+
+    def watch(self, norad_ids: Iterable[int]) -> None:
+        """Satellites whose windows will be asked for: their coarse look is one batch."""
+        self._watched.update(norad_ids)
 
     def window(self, norad_id: int, start: datetime) -> tuple[SkyTrack | None, float, float]:
         """The satellite's track over [start, start + TRUTH_WINDOW_S) (None: below the
@@ -290,16 +299,34 @@ class SkyTruth:
             del kept[0]
         return value
 
+    def _peak_deg(self, norad_id: int, start: datetime) -> float:
+        """The satellite's highest elevation on the coarse grid of the window at ``start``;
+        the first satellite asked about a window has every watched one looked at with it."""
+        gate: dict[int, float] | None = None
+        for when, kept in self._gates:
+            if when == start:
+                gate = kept
+        if gate is None:
+            gate = {}
+            self._gates.append((start, gate))
+            if len(self._gates) > 2:
+                del self._gates[0]
+        if norad_id not in gate:
+            ids = sorted((self._watched | {norad_id}) - gate.keys())
+            gate.update(
+                self.predictor.max_elevation_deg(
+                    ids, self.station, start, TRUTH_WINDOW_S, _GATE_STEP_S
+                )
+            )
+        return gate[norad_id]
+
     def _propagate(self, norad_id: int, start: datetime) -> tuple[SkyTrack | None, float, float]:
         # Full-length windows even past an emitter's end: the geometry is real there too,
         # and a short last window could be shorter than one step.
         end = start + timedelta(seconds=TRUTH_WINDOW_S)
         # A constellation puts hundreds of emitters on the air, most of them below the
         # horizon: a coarse look first spares them the fine sampling.
-        coarse = SkyTrack.sample(
-            self.predictor, self.station, norad_id, start, end, step_s=_GATE_STEP_S
-        )
-        if float(np.max(coarse.el_deg)) < _GATE_EL_DEG:
+        if self._peak_deg(norad_id, start) < _GATE_EL_DEG:
             return None, math.nan, math.nan
         track = SkyTrack.sample(
             self.predictor, self.station, norad_id, start, end, step_s=_TRUTH_STEP_S
@@ -340,6 +367,7 @@ class LinkSignalModel:
         self._truth = truth
         self._direction = antenna_direction
         self._emitters = sorted(emitters, key=lambda e: e.start)
+        truth.watch(e.norad_id for e in self._emitters)
         # One window per emitter (the one last read): time moves forward, so the previous
         # window is not needed again, and an emitter off the air holds none.
         # With the track-time span in which the emitter can be above -1 deg of elevation.
@@ -361,6 +389,7 @@ class LinkSignalModel:
         """Put another transmitter on the air."""
         self._emitters.append(emitter)
         self._emitters.sort(key=lambda e: e.start)
+        self._truth.watch((emitter.norad_id,))
         self._last_now = None  # sort it in on the next reading
 
     def _track(self, emitter: Emitter, now: datetime) -> tuple[SkyTrack | None, float, float]:

@@ -191,8 +191,7 @@ class SkyTrack:
             )
         n = max(2, math.ceil(span / step_s) + 1)
         t = np.linspace(0.0, span, n)
-        times = [start + timedelta(seconds=float(x)) for x in t]
-        look = predictor.look_angles(norad_id, station, times)
+        look = predictor.look_angles_after(norad_id, station, start, t)
         name = next((s.name for s in predictor.satellites if s.norad_id == norad_id), "")
         return cls(
             norad_id=norad_id,

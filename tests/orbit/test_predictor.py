@@ -279,6 +279,28 @@ def test_look_angles_match_skyfield() -> None:
     np.testing.assert_allclose(la.range_rate_km_s, range_rate.km_per_s, atol=1e-6)
 
 
+def test_max_elevation_in_one_batch_matches_each_satellites_look_angles() -> None:
+    """The batch max elevation of several satellites (given in any order) equals the maximum
+    of each one's look angles on the same grid; unknown satellites are refused by id."""
+    sats = [
+        make_sat(90050 + k, 500.0 + 150 * k, 40.0 + 12 * k, 37.0 * k, 71.0 * k) for k in range(6)
+    ]
+    pred = PassPredictor(sats)
+    st = Station(47.88, 11.08, 600.0)
+    ids = [90055, 90050, 90053, 90051]
+    got = pred.max_elevation_deg(ids, st, T0, 1800.0, 30.0)
+    assert list(got) == ids
+    times = [T0 + timedelta(seconds=30.0 * k) for k in range(61)]
+    for n in ids:
+        assert got[n] == pytest.approx(
+            float(np.max(pred.look_angles(n, st, times).el_deg)), abs=1e-9
+        )
+    assert len({round(v, 3) for v in got.values()}) == len(ids)
+    assert pred.max_elevation_deg([], st, T0, 1800.0, 30.0) == {}
+    with pytest.raises(KeyError, match="99999"):
+        pred.max_elevation_deg([90050, 99999], st, T0, 1800.0, 30.0)
+
+
 def test_naive_datetimes_are_refused() -> None:
     """Naive datetimes never cross the API."""
     pred = PassPredictor([make_sat(90040, 500.0, 45.0, 0.0, 0.0)])

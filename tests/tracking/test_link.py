@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -389,3 +391,43 @@ def test_radios_of_one_station_share_one_propagation_of_the_sky(seed_data: Seed)
     elsewhere = replace(seed_data.station, lat_deg=seed_data.station.lat_deg + 1.0)
     with pytest.raises(ValueError, match="another sky"):
         LinkSignalModel(seed_data.predictor, elsewhere, directions[0], emitters, truth=shared)
+
+
+def test_the_coarse_look_of_every_watched_satellite_is_one_batch_per_window(
+    seed_data: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emitters' satellites are looked at coarsely in one batch per truth window (not one
+    call per satellite), and the readings equal those of a truth asked one satellite at a time."""
+    budget = LinkBudget(437e6, 0.0, -15.0, 1e9, 12.0, 30.0)
+    day0 = min(p.aos for p in seed_data.passes)
+    sats = sorted(
+        {p.norad_id for p in seed_data.passes if day0 <= p.aos < day0 + timedelta(hours=2)}
+    )
+    emitters = [Emitter(n, 437e6, budget, day0, day0 + timedelta(hours=3)) for n in sats[:8]]
+    predictor = seed_data.predictor
+    batches: list[int] = []
+    real = predictor.max_elevation_deg
+
+    def counting(ids: Sequence[int], *args: Any) -> dict[int, float]:
+        batches.append(len(ids))
+        return real(ids, *args)
+
+    model = LinkSignalModel(predictor, seed_data.station, lambda: (180.0, 45.0), emitters)
+    monkeypatch.setattr(predictor, "max_elevation_deg", counting)
+    readings = [
+        model.snr_db(day0 + timedelta(seconds=k), 437e6) for k in range(0, 2 * 3600 + 1, 11)
+    ]
+    monkeypatch.undo()
+    windows = math.ceil(2 * 3600 / TRUTH_WINDOW_S) + 1
+    assert batches == [len(emitters)] * len(batches)
+    assert 1 <= len(batches) <= windows
+    # One satellite at a time: a truth of its own per emitter.
+    alone = [
+        LinkSignalModel(predictor, seed_data.station, lambda: (180.0, 45.0), [e]) for e in emitters
+    ]
+    for k, got in zip(range(0, 2 * 3600 + 1, 11), readings, strict=True):
+        when = day0 + timedelta(seconds=k)
+        each = [m.snr_db(when, 437e6) for m in alone]
+        heard = [x for x in each if x is not None]
+        assert got == (max(heard) if heard else None), when
+    assert any(r is not None for r in readings)
