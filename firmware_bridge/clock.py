@@ -130,6 +130,9 @@ class _Sleeper:
     deadline: float
     future: asyncio.Future[None]
     handle: asyncio.TimerHandle | None = None
+    timer: bool = False
+    """A :meth:`VirtualClock.timer` (nobody awaits it to disarm its loop timer)."""
+    disarm_hooked: bool = False
 
 
 # Heap entries: (deadline, sequence number, sleeper). Plain tuples because the heap compares
@@ -200,13 +203,10 @@ class VirtualClock:
         if seconds != seconds:
             raise ClockError("timer(NaN): the duration must be a number of seconds")
         loop = asyncio.get_running_loop()
-        sleeper = _Sleeper(self.monotonic() + max(0.0, seconds), loop.create_future())
+        sleeper = _Sleeper(self.monotonic() + max(0.0, seconds), loop.create_future(), timer=True)
         heapq.heappush(self._heap, (sleeper.deadline, next(self._seq), sleeper))
         if self._speed is not None:
             self._arm(sleeper, loop)
-        # A cancelled timer may leave the heap before stop_free_running looks at it: its
-        # loop timer goes with it (as _sleep_to's finally does for a sleeper).
-        sleeper.future.add_done_callback(lambda _: _disarm(sleeper))
         return sleeper.future
 
     async def _sleep_to(self, deadline: float) -> None:
@@ -349,6 +349,13 @@ class VirtualClock:
             sleeper.handle.cancel()
         real_delay = max(0.0, (sleeper.deadline - self.monotonic()) / self._speed)
         sleeper.handle = loop.call_later(real_delay, self._wake_free_running, sleeper.deadline)
+        if sleeper.timer and not sleeper.disarm_hooked:
+            # A cancelled timer may leave the heap before stop_free_running looks at it: its
+            # loop timer goes with it (as _sleep_to's finally does for a sleeper). Hooked
+            # only once armed: on the stepped clock a cancel then schedules no callback
+            # (an exchange's timeout is cancelled on every reply).
+            sleeper.disarm_hooked = True
+            sleeper.future.add_done_callback(lambda _: _disarm(sleeper))
 
     def _wake_free_running(self, due: float) -> None:
         if self._speed is None:

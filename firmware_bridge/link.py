@@ -401,6 +401,8 @@ async def _race(work: Awaitable[T], clock: Clock, timeout_s: float, what: str) -
         raise
     finally:
         state[0] = True
+        # Unhooked first, so the cancel schedules no callback that would find nothing to do.
+        timer.remove_done_callback(expire)
         timer.cancel()
         if state[1]:
             # The timer fired but the work swallowed the cancellation: take it back.

@@ -302,3 +302,29 @@ async def test_a_cancelled_timer_leaves_no_loop_timer_while_free_running() -> No
     live = sum(not h.cancelled() for h in scheduled)
     clock.stop_free_running()
     assert live <= before, f"{live - before} loop timers outlive cancelled clock timers"
+
+
+async def test_a_timer_made_before_free_running_leaves_no_loop_timer_once_cancelled() -> None:
+    """A timer made on the manual clock (which hooks nothing on it) and armed when
+    free-running starts drops its loop timer when cancelled; on the manual clock a cancel
+    schedules nothing at all."""
+    clock = VirtualClock(T0)
+    loop = asyncio.get_running_loop()
+    ready = loop._ready  # type: ignore[attr-defined]
+    quiet = clock.timer(60.0)
+    queued = len(ready)
+    quiet.cancel()
+    assert len(ready) == queued, "a manual-mode cancel scheduled a callback"
+    scheduled = loop._scheduled  # type: ignore[attr-defined]
+    before = sum(not h.cancelled() for h in scheduled)
+    timers = [clock.timer(60.0) for _ in range(50)]
+    clock.start_free_running(1.0)
+    armed = sum(not h.cancelled() for h in scheduled)
+    for t in timers:
+        t.cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    live = sum(not h.cancelled() for h in scheduled)
+    clock.stop_free_running()
+    assert armed >= before + 50
+    assert live <= before, f"{live - before} loop timers outlive cancelled clock timers"
