@@ -611,20 +611,27 @@ class SatellitePointing:
         r_e, v_e = teme_to_ecef(np.concatenate(node_r), np.concatenate(node_v), theta, theta_dot)
         site = station.site
         axes = site.enu_axes
-        rho = (r_e - site.ecef_km) @ axes.T
-        rho_dot = (v_e @ axes.T) * h
+        # East, north, up of the position and of the velocity (per coarse step), one
+        # contiguous array per axis: the (N, 3) @ (3, 3) products and the interpolation
+        # of (N, 3) rows took about twice as long (measured).
+        rel = r_e - site.ecef_km
+        rx, ry, rz = rel[:, 0].copy(), rel[:, 1].copy(), rel[:, 2].copy()
+        vx, vy, vz = v_e[:, 0].copy(), v_e[:, 1].copy(), v_e[:, 2].copy()
         i0 = np.concatenate(point_node)
-        u = np.concatenate(point_u)[:, None]
+        i1 = i0 + 1
+        u = np.concatenate(point_u)
         u2 = u * u
         u3 = u2 * u
         h01 = 3 * u2 - 2 * u3
-        pos = (
-            (1 - h01) * rho[i0]
-            + (u3 - 2 * u2 + u) * rho_dot[i0]
-            + h01 * rho[i0 + 1]
-            + (u3 - u2) * rho_dot[i0 + 1]
-        )
-        e, n, up = pos[:, 0], pos[:, 1], pos[:, 2]
+        h00 = 1 - h01
+        h10 = u3 - 2 * u2 + u
+        h11 = u3 - u2
+        enu: list[FloatArray] = []
+        for ax in axes:
+            rho = rx * ax[0] + ry * ax[1] + rz * ax[2]
+            rho_dot = (vx * ax[0] + vy * ax[1] + vz * ax[2]) * h
+            enu.append(h00 * rho[i0] + h10 * rho_dot[i0] + h01 * rho[i1] + h11 * rho_dot[i1])
+        e, n, up = enu
         az = np.degrees(np.arctan2(e, n)) % 360.0
         el = np.degrees(np.arctan2(up, np.hypot(e, n)))
         out: list[tuple[FloatArray, FloatArray]] = []

@@ -32,6 +32,18 @@ block is two vectorised phases with no dependency inside either. The result is t
 exact optimum of the discretised model for one antenna (checked against an independent
 MILP in the tests).
 
+Compiled kernels
+----------------
+With numba installed (and ``GROUNDLINK_NO_JIT`` not set), the sweep, the values it
+reads (prices and blocked steps folded in), the backtrack and the marginal-value prices
+run as compiled loops (:mod:`._kernels`): the same recurrence and operations, the same
+arrays bit for bit, so the same plans and bounds (tested on random instances). The
+sweep then needs no blocks, and it tries each row's best ends first, scanning a row
+only when the rotator reaches none of them. On the 7-day bench (four antennas) a DP
+takes about 35 ms instead of 300 ms, its values 8 instead of 25 and its backtrack 2
+instead of 60 (measured); loading numba and the cached kernels costs a process about
+1 s of CPU once.
+
 Several antennas and stations
 -----------------------------
 The antennas are coupled by "a satellite on at most one antenna at a time" (also across
@@ -108,6 +120,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from controller.scheduler import _kernels
 from controller.scheduler.model import EPS_S, Plan, Problem, Window
 
 __all__ = ["RawTrack", "SolveResult", "plain_value", "solve_optimal"]
@@ -120,6 +133,9 @@ NEG = -math.inf
 # Big constants: reservations must be kept whatever they cost elsewhere, and blocked
 # steps must separate runs whatever the values (see _Layout.values).
 _RUN_OFFSET = 1e13
+# "No prices" and "no blocked steps" for the compiled values kernel.
+_EMPTY_F = np.zeros(0)
+_EMPTY_B = np.zeros(0, dtype=bool)
 # Largest precomputed near-handover table (one byte per entry).
 _NEAR_CELLS_MAX = 64_000_000
 # Lagrangian iterations between two runs of the Lagrangian heuristic.
@@ -243,32 +259,43 @@ class _Layout:
         self.nc = grid.n_steps + 1
         self.lag = problem.setup_steps
         ws = [problem.windows[i] for i in self.windows]
-        self.m_min = min((w.min_steps for w in ws), default=1)
+        # The windows' attributes in one pass (tens of thousands of windows): columns
+        # first, length, min_steps, satellite, fixed.
+        attrs = np.array(
+            [(w.first, len(w.az_rot_deg), w.min_steps, w.sat, w.kind != "pass") for w in ws],
+            dtype=np.int64,
+        ).reshape(len(ws), 5)
+        firsts = np.ascontiguousarray(attrs[:, 0])
+        lengths = np.ascontiguousarray(attrs[:, 1])
+        self.m_min = int(attrs[:, 2].min()) if len(ws) else 1
         self.block = self.lag + self.m_min
         self.far = problem.far_steps(antenna)
         sep = self.block + 1
-        # Slot assignment: earliest-free slot, windows in order of their first point.
-        order = sorted(range(len(ws)), key=lambda i: ws[i].first)
+        # Slot assignment: earliest-free slot, windows in order of their first point
+        # (a stable sort, as sorted() was).
+        order = np.argsort(firsts, kind="stable").tolist()
+        first_l = firsts.tolist()
+        last_l = (firsts + lengths - 1).tolist()
         free: list[int] = []
         busy: list[tuple[int, int]] = []
-        slot_of = np.zeros(len(ws), dtype=np.int64)
+        slot_l = [0] * len(ws)
         n_slots = 0
+        push, pop = heapq.heappush, heapq.heappop
         for i in order:
-            w = ws[i]
-            while busy and busy[0][0] + sep <= w.first:
-                heapq.heappush(free, heapq.heappop(busy)[1])
+            f = first_l[i]
+            while busy and busy[0][0] + sep <= f:
+                push(free, pop(busy)[1])
             if free:
-                s = heapq.heappop(free)
+                s = pop(free)
             else:
                 s = n_slots
                 n_slots += 1
-            slot_of[i] = s
-            heapq.heappush(busy, (w.last, s))
+            slot_l[i] = s
+            push(busy, (last_l[i], s))
+        slot_of = np.array(slot_l, dtype=np.int64)
         self.ns = max(1, n_slots)
         ns, nc = self.ns, self.nc
         self.slot_of = slot_of
-        lengths = np.array([len(w.az_rot_deg) for w in ws], dtype=np.int64)
-        firsts = np.array([w.first for w in ws], dtype=np.int64)
         self.firsts = firsts
         self.lengths = lengths
         local = np.repeat(np.arange(len(ws)), lengths)
@@ -286,12 +313,12 @@ class _Layout:
             self.az[cell] = np.concatenate([w.az_rot_deg for w in ws])
             self.el[cell] = np.concatenate([w.el_rot_deg for w in ws])
         self.sat = np.full(nc * ns, -1, dtype=np.int64)
-        sats = np.array([w.sat for w in ws], dtype=np.int64)
+        sats = np.ascontiguousarray(attrs[:, 3])
         self.sat[cell] = sats[local]
         self.step_k = k
         self.first_cell = np.full(nc * ns, 0, dtype=np.int64)
         self.first_cell[cell] = (firsts * ns + slot_of)[local]
-        mins = np.array([w.min_steps for w in ws], dtype=np.int64)
+        mins = np.ascontiguousarray(attrs[:, 2])
         self.mins = mins
         # pmidx: the cell m steps earlier in the same window, or the NEG sentinel.
         self.neg_cell = nc * ns
@@ -300,7 +327,7 @@ class _Layout:
         valid = k - mins[local] >= firsts[local]
         pm[cell[valid]] = cell[valid] - mins[local][valid] * ns
         self.pmidx = pm
-        self.fixed = np.array([w.fixed for w in ws], dtype=bool)
+        self.fixed = attrs[:, 4].astype(bool)
         self.act_idx = np.flatnonzero(self.active)
         # The first cell of each active cell's window (what its running sums start from).
         self.act_first = self.first_cell[self.act_idx]
@@ -365,6 +392,8 @@ class _Layout:
         self._init_arcs()
         self._arcs_cache: _Arcs | None = None
         self._near: BoolArray | None = None
+        self._kernel_inputs: tuple[Any, ...] | None = None
+        self._cell_keys: tuple[IntArray, IntArray] | None = None
 
     @property
     def arcs(self) -> _Arcs:
@@ -469,8 +498,11 @@ class _Layout:
         g0 = problem.initial_far_steps(self.antenna)
         self.g0 = g0
         init_dst: list[int] = []
-        for li, wi in enumerate(self.windows):
-            w = problem.windows[wi]
+        # Only kept and fixed windows and those starting before G0 need an arc.
+        early = np.flatnonzero(self.firsts < g0) if not self.fixed.any() else None
+        todo = range(len(self.windows)) if early is None else early.tolist()
+        for li in todo:
+            w = problem.windows[self.windows[li]]
             if w.kind == "kept":
                 init_dst.append(int(self.cell_of_point[self.point_offset[li]]))
                 continue
@@ -491,15 +523,16 @@ class _Layout:
         # The sweep's idle floor: from G0 on, any window is reachable from park.
         self.floor = np.where(np.arange(nc) >= g0 - self.far, 0.0, NEG)
 
-    def near_stack(self) -> Callable[[int, int], BoolArray]:
+    def near_stack(self, precompute: bool = True) -> Callable[[int, int], BoolArray]:
         """``f(ka, kb)``: (rows ka..kb, dst slot, lag x src slot), every lag at once (the
         sweep takes one maximum over all of them); False where ``k - d < 0``. The lags
         are in decreasing order, so that the source rows ``k - G + 1 .. k - L`` of row
         ``k`` are one contiguous stretch of the DP's end values (the sweep reads them
         through a strided view instead of gathering them).
 
-        Precomputed when it fits in memory (the Lagrangian runs many DPs on one layout),
-        else evaluated per block.
+        Precomputed when it fits in memory and ``precompute`` (the numpy sweep runs many
+        DPs on one layout), else evaluated per block (the compiled sweep checks the reach
+        itself, and the backtrack reads a row per track).
         """
         if self._near is not None:
             pre = self._near
@@ -537,7 +570,7 @@ class _Layout:
                         ok &= buf <= np.float32(reach[li, axis])
             return out
 
-        if nl * nc * ns * ns <= _NEAR_CELLS_MAX:
+        if precompute and nl * nc * ns * ns <= _NEAR_CELLS_MAX:
             pre = np.zeros((nc, ns, nl * ns), dtype=bool)
             rows = max(16, 200_000 // max(1, ns * ns))
             for k0 in range(0, nc, rows):
@@ -546,6 +579,62 @@ class _Layout:
             self._near = pre
             return lambda ka, kb: pre[ka:kb]
         return block
+
+    def kernel_inputs(self) -> tuple[Any, ...]:
+        """What the compiled sweep reads besides the values (see :mod:`._kernels`):
+        lags, can_start, active, pmidx, park arrivals, idle floor, pointing, reach and
+        which axes need a check (as :meth:`near_stack` decides)."""
+        if self._kernel_inputs is None:
+            rot = self.problem.antennas[self.antenna].rotator
+            span = np.array([rot.az_max_deg - rot.az_min_deg, rot.el_max_deg - rot.el_min_deg])
+            is_init = np.zeros(self.nc * self.ns, dtype=bool)
+            is_init[self.init_arcs.dst] = True
+            self._kernel_inputs = (
+                np.asarray(self.lags, dtype=np.int64),
+                self.can_start,
+                self.active,
+                self.pmidx,
+                is_init,
+                np.ascontiguousarray(self.floor, dtype=np.float64),
+                self.az32.ravel(),
+                self.el32.ravel(),
+                self.reach.astype(np.float32).reshape(-1, 2),
+                (self.reach < span[None, :] + 1e-3).reshape(-1, 2),
+            )
+        return self._kernel_inputs
+
+    def cell_keys(self) -> tuple[IntArray, IntArray]:
+        """Per cell, the flat (satellite, grid point) index of the step it opens, and
+        of its point; -1 where none (what the compiled values kernel reads)."""
+        if self._cell_keys is None:
+            size = self.nc * self.ns
+            price_sk = np.full(size, -1, dtype=np.int64)
+            price_sk[self.step_idx] = self.step_sk
+            act_sk = np.full(size, -1, dtype=np.int64)
+            act_sk[self.act_idx] = self.act_sk
+            self._cell_keys = (price_sk, act_sk)
+        return self._cell_keys
+
+    def near_row(self, k: int, s: int) -> BoolArray:
+        """Row ``(k, s)`` of :meth:`near_stack` as (lags, slots), lags decreasing: which
+        track ends at ``(k - d, s1)`` may hand over to ``(k, s)`` (what the backtrack
+        reads once per track; the same float32 checks as the stack)."""
+        lags, ns = self.lags, self.ns
+        nl = len(lags)
+        lag_dec = np.asarray(lags[::-1], dtype=np.int64)
+        rows = k - lag_dec
+        ok = np.zeros((nl, ns), dtype=bool)
+        ok[rows >= 0] = bool(self.can_start[k * ns + s])
+        rows = np.maximum(rows, 0)
+        _, _, _, _, _, _, az, el, reach32, check = self.kernel_inputs()
+        for axis, ang in ((0, az), (1, el)):
+            chk = check[::-1, axis]
+            if not chk.any():
+                continue
+            angles = ang.reshape(self.nc, ns)
+            diff = np.abs(angles[rows] - angles[k, s])
+            ok &= ~chk[:, None] | (diff <= reach32[::-1, axis][:, None])
+        return ok
 
     @property
     def n_arcs(self) -> int:
@@ -631,15 +720,12 @@ class _DPState:
     dsub: FloatArray
 
 
-def _sweep(lay: _Layout, dsub: FloatArray, runs: bool) -> _DPState:
-    """Longest path of one antenna for the per-cell values folded into ``dsub``."""
-    return _sweep_many(lay, dsub[None, :], runs)[0]
-
-
 def _sweep_many(lay: _Layout, dsubs: FloatArray, runs: bool) -> list[_DPState]:
     """Independent longest paths of one antenna layout, one per row of ``dsubs``, in one
     sweep: the block loop's Python overhead is shared (two DPs cost much less than two
     sweeps)."""
+    if _kernels.available():
+        return _sweep_compiled(lay, dsubs, runs)
     ns, nc = lay.ns, lay.nc
     size = nc * ns
     nb = dsubs.shape[0]
@@ -734,6 +820,35 @@ def _sweep_many(lay: _Layout, dsubs: FloatArray, runs: bool) -> list[_DPState]:
     return out
 
 
+def _sweep_compiled(lay: _Layout, dsubs: FloatArray, runs: bool) -> list[_DPState]:
+    """:func:`_sweep_many` by the compiled kernel: the same arrays, cell by cell."""
+    ns, nc = lay.ns, lay.nc
+    size = nc * ns
+    nb = dsubs.shape[0]
+    g = lay.far
+    # The kernel writes every cell; only the two sentinels and the park prefix of
+    # ``be`` need values first (filling whole arrays cost about 10 ms per DP).
+    sv = np.empty((nb, size + 2))
+    pm = np.empty((nb, size + 2))
+    ef = np.empty((nb, size + 2))
+    for arr in (sv, pm, ef):
+        arr[:, size:] = NEG
+    ef[:, lay.zero_cell] = 0.0
+    be = np.empty((nb, nc + g))
+    be[:, :g] = NEG
+    be[:, min(lay.g0, g) : g] = 0.0
+    colmax = np.empty((nb, nc))
+    d = np.ascontiguousarray(dsubs, dtype=np.float64)
+    _kernels.sweep(
+        d, runs, -_RUN_OFFSET / 2, nc, ns, g, lay.kernel_inputs(), sv, pm, ef, be, colmax
+    )
+    out: list[_DPState] = []
+    for b in range(nb):
+        best = float(colmax[b].max()) if nc else NEG
+        out.append(_DPState(max(best, 0.0), sv[b], pm[b], ef[b], be[b], colmax[b], d[b]))
+    return out
+
+
 def _backtrack(lay: _Layout, st: _DPState) -> list[tuple[int, int, int]]:
     """(local window, start point, end point) of the best path, in time order."""
     ns = lay.ns
@@ -744,10 +859,39 @@ def _backtrack(lay: _Layout, st: _DPState) -> list[tuple[int, int, int]]:
     cur = int(np.argmax(ef[:size]))
     if ef[cur] < 0:
         return []
+    if _kernels.available():
+        _, can_start, _, pmidx, is_init, _, az, el, reach32, check = lay.kernel_inputs()
+        rows = _kernels.backtrack(
+            cur,
+            ns,
+            lay.lag,
+            lay.far,
+            lay.g0,
+            lay.zero_cell,
+            lay.win,
+            lay.mins,
+            lay.firsts,
+            pmidx,
+            can_start,
+            is_init,
+            az,
+            el,
+            reach32,
+            check,
+            sv,
+            st.pm,
+            ef,
+            dsub,
+            st.be,
+            st.colmax,
+        )
+        if len(rows) and rows[-1, 0] < 0:
+            what = "the start of a track" if rows[-1, 1] == 0 else "a handover"
+            raise AssertionError(f"DP backtrack lost {what}")
+        return [(int(w), int(i), int(j)) for w, i, j in rows[::-1].tolist()]
     out: list[tuple[int, int, int]] = []
     g = lay.far
     init = lay.init_arcs
-    near = lay.near_stack()
     n_lags = len(lay.lags)
     for _ in range(lay.nc * 2 + 10):
         w = int(lay.win[cur])
@@ -778,7 +922,10 @@ def _backtrack(lay: _Layout, st: _DPState) -> list[tuple[int, int, int]]:
             # are the rows i2-G+1 .. i2-L, as in the sweep); the first match by
             # increasing lag, then slot.
             lo = max(0, i2 - g + 1)
-            mask = near(i2, i2 + 1)[0, s].reshape(n_lags, ns)[lo - (i2 - g + 1) :]
+            # The sweep's precomputed stack when there is one (a view), else one row.
+            pre = lay._near
+            row = lay.near_row(i2, s) if pre is None else pre[i2, s].reshape(n_lags, ns)
+            mask = row[lo - (i2 - g + 1) :]
             ok = mask & (ef[lo * ns : (hi + 1) * ns].reshape(-1, ns) == v)
             hit = np.flatnonzero(ok[::-1].ravel())
             if len(hit):
@@ -831,12 +978,15 @@ class _Solver:
         # Per-window keys, read once (tens of thousands of windows).
         ws = problem.windows
         n_w = len(ws)
-        self.win_ant = np.fromiter((w.antenna for w in ws), dtype=np.int64, count=n_w)
-        self.win_key = np.empty((n_w, 3), dtype=np.int64)
-        self.win_key[:, 0] = np.fromiter((w.sat for w in ws), dtype=np.int64, count=n_w)
-        self.win_key[:, 1] = np.fromiter((w.first for w in ws), dtype=np.int64, count=n_w)
-        self.win_key[:, 2] = np.fromiter((len(w.az_rot_deg) for w in ws), dtype=np.int64, count=n_w)
-        self.win_fixed = np.fromiter((w.fixed for w in ws), dtype=bool, count=n_w)
+        # One pass over the windows' attributes (five generator passes took about
+        # twice as long, measured); columns: antenna, satellite, first, length, fixed.
+        keys = np.array(
+            [(w.antenna, w.sat, w.first, len(w.az_rot_deg), w.kind != "pass") for w in ws],
+            dtype=np.int64,
+        ).reshape(n_w, 5)
+        self.win_ant = np.ascontiguousarray(keys[:, 0])
+        self.win_key = np.ascontiguousarray(keys[:, 1:4])
+        self.win_fixed = keys[:, 4].astype(bool)
         by_ant = np.argsort(self.win_ant, kind="stable")
         cuts = np.searchsorted(self.win_ant[by_ant], np.arange(len(problem.antennas) + 1))
         self.by_antenna: list[list[int]] = [
@@ -984,15 +1134,7 @@ class _Solver:
         blocked_steps: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[float, list[RawTrack]]:
         """Best plan of one antenna; ``blocked_steps[sat, k]`` forbids step k of that sat."""
-        lid, _ = self.layout_map[antenna]
-        lay = self.layouts[lid]
-        val = self.base_values(antenna, prices)
-        blocked = _blocked_cells(lay, blocked_steps)
-        if blocked is None and prices is None and lid in self._plain and not self.p.keep_steps:
-            dsub, runs = self._plain[lid][1], False
-        else:
-            dsub, runs = lay.values(val, blocked)
-        return self._result(antenna, _sweep(lay, dsub, runs))
+        return self.run_dps(antenna, [prices], [blocked_steps])[0]
 
     def run_dps(
         self,
@@ -1011,14 +1153,31 @@ class _Solver:
         lay = self.layouts[lid]
         dsubs = np.empty((len(price_list), lay.nc * lay.ns))
         any_runs = False
+        jit = _kernels.available()
         for i, prices in enumerate(price_list):
-            val = self.base_values(antenna, prices)
-            blocked = _blocked_cells(lay, None if blocked_list is None else blocked_list[i])
-            if blocked is None and prices is None and lid in self._plain and not self.p.keep_steps:
+            steps = None if blocked_list is None else blocked_list[i]
+            if steps is None and prices is None and lid in self._plain and not self.p.keep_steps:
                 dsubs[i] = self._plain[lid][1]
-            else:
-                dsubs[i], runs = lay.values(val, blocked)
-                any_runs |= runs
+                continue
+            if jit:
+                # Prices and blocked steps folded in by the compiled kernel: the same
+                # values as below, without the dense intermediate arrays.
+                any_runs |= _kernels.values(
+                    self.base_values(antenna, None),
+                    _EMPTY_F if prices is None else prices.ravel(),
+                    _EMPTY_B if steps is None else steps.ravel(),
+                    *lay.cell_keys(),
+                    lay.first_cell,
+                    lay.nc,
+                    lay.ns,
+                    _RUN_OFFSET,
+                    dsubs[i],
+                )
+                continue
+            val = self.base_values(antenna, prices)
+            blocked = _blocked_cells(lay, steps)
+            dsubs[i], runs = lay.values(val, blocked)
+            any_runs |= runs
         return [self._result(antenna, st) for st in _sweep_many(lay, dsubs, any_runs)]
 
     def _result(self, antenna: int, st: _DPState) -> tuple[float, list[RawTrack]]:
@@ -1331,21 +1490,63 @@ def _marginal_prices_at(
     floor = solver.w_floor * r
     n_k = problem.grid.n_steps + 1
     out = np.zeros(len(solver.priced_cells()))
+    levels = np.ascontiguousarray(np.unique(step_val)[::-1])
+    jit = _kernels.available() and len(levels) <= 16
+    level_of = np.searchsorted(-levels, -step_val).astype(np.int64) if jit else None
     for lid, n in counts.items():
         if n <= 0 or n >= len(problem.satellites):
             continue
         sk, span, pos = solver.class_steps(lid)
+        if level_of is not None:
+            # The same counts and operations per pair, compiled (no dense arrays).
+            _kernels.marginal_excess(
+                sk,
+                span,
+                pos,
+                _EMPTY_B if blocked is None else blocked.ravel(),
+                step_val,
+                levels,
+                level_of,
+                n_k,
+                n,
+                problem.setup_steps,
+                floor,
+                out,
+            )
+            continue
         if blocked is not None:
             free = ~blocked.ravel()[sk]
             sk, span, pos = sk[free], span[free], pos[free]
-        tr = np.zeros((len(problem.satellites), n_k), dtype=bool)
-        tr.ravel()[sk] = True
-        theta = _nth_largest(step_val, tr, n)
         sat_i, k_i = np.divmod(sk, n_k)
+        theta = _nth_largest_at(step_val, sat_i, k_i, n_k, n)
         handover = problem.setup_steps * np.minimum(theta[k_i], floor) / np.maximum(span, 1.0)
         excess = np.maximum(0.0, step_val[sat_i] - theta[k_i] - handover)
         out[pos] = np.maximum(out[pos], excess)
     return out
+
+
+def _nth_largest_at(
+    step_val: FloatArray, sat_i: IntArray, k_i: IntArray, n_k: int, n: int
+) -> FloatArray:
+    """:func:`_nth_largest` with the trackable (satellite, grid point) pairs given as
+    distinct ``(sat_i, k_i)``: with few distinct weights, counted per level from the
+    pairs alone (no dense satellites x grid points array: 3-4 times faster on the 7-day
+    bench, measured); the same counts, so the same result."""
+    levels = np.unique(step_val)[::-1]
+    if len(levels) > 16:
+        tr = np.zeros((len(step_val), n_k), dtype=bool)
+        tr[sat_i, k_i] = True
+        return _nth_largest(step_val, tr, n)
+    vals = step_val[sat_i]
+    theta = np.zeros(n_k)
+    found = np.zeros(n_k, dtype=bool)
+    count = np.zeros(n_k, dtype=np.int64)
+    for level in levels.tolist():
+        count += np.bincount(k_i[vals == level], minlength=n_k)
+        hit = ~found & (count >= n)
+        theta[hit] = level
+        found |= hit
+    return theta
 
 
 def _nth_largest(step_val: FloatArray, tr: npt.NDArray[np.bool_], n: int) -> FloatArray:
