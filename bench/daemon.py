@@ -43,7 +43,7 @@ from controller.daemon_config import DaemonConfig  # noqa: E402
 from controller.logs import configure_logging  # noqa: E402
 from controller.telemetry.broker import BrokerEngine, EmbeddedBroker  # noqa: E402
 from controller.telemetry.commands import TrackCommand  # noqa: E402
-from firmware_bridge.clock import Clock, SystemClock, VirtualClock  # noqa: E402
+from firmware_bridge.clock import LATE_S, Clock, SystemClock, VirtualClock  # noqa: E402
 
 T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 # The embedded broker in a child process, as the daemon runs it by default
@@ -239,6 +239,11 @@ async def main() -> None:
         daemon, real_s = await _run_free(path, tmp / "r2", clock, sim_s, args.speed)
         took = f"{args.hours:g} h at {args.speed:g}x took {real_s:.1f} s"
         print(f"free-running: {took}; {_describe(daemon)}")
+        lag = clock.lag
+        print(
+            f"  clock lag: {lag.wakeups} wake-ups, {100 * lag.late_fraction:.1f} % more than "
+            f"{LATE_S:g} s late (virtual), latest {lag.late_max_s:.1f} s"
+        )
         # Real time, during passes: start where both antennas track (else where one does).
         first = _busiest_moment(daemon)
         base = VirtualClock(first)

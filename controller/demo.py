@@ -15,7 +15,7 @@ import asyncio
 import os
 import signal
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
@@ -27,11 +27,13 @@ from controller.config import ConfigError, load_config
 from controller.daemon import EXIT_CONFIG, Daemon, DaemonError
 from controller.daemon_config import daemon_config_of
 from controller.telemetry.broker import EmbeddedBroker, EmbeddedBrokerError
-from firmware_bridge.clock import SystemClock, VirtualClock
+from firmware_bridge.clock import LATE_S, ClockLag, SystemClock, VirtualClock
 
 __all__ = ["DemoResult", "run_demo", "say", "summary_table"]
 
 _VIEW_PERIOD_S = 0.25
+# Late wake-ups (beyond LATE_S of virtual time) above this share: the machine did not keep up.
+_LATE_FRACTION_OK = 0.01
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class DemoResult:
     operator_commands: int
     alarms: list[str]
     messages: int
+    requested_speed: float = 0.0
+    lag: ClockLag = field(default_factory=ClockLag)
+    """How late the accelerated clock's wake-ups came (virtual seconds)."""
 
     @property
     def speed(self) -> float:
@@ -59,7 +64,9 @@ class DemoResult:
         return self.simulated_s / self.real_s if self.real_s > 0 else 0.0
 
 
-def _result(daemon: Daemon, simulated_s: float, real_s: float) -> DemoResult:
+def _result(
+    daemon: Daemon, simulated_s: float, real_s: float, speed: float, lag: ClockLag
+) -> DemoResult:
     executed = [o for o in daemon.outcomes if o.status == "executed"]
     aborted = [o for o in daemon.outcomes if o.status == "aborted"]
     reasons = Counter((o.reason or "?").split(":")[0] for o in aborted)
@@ -81,6 +88,8 @@ def _result(daemon: Daemon, simulated_s: float, real_s: float) -> DemoResult:
         operator_commands=sum(daemon.commands_applied.values()),
         alarms=[f"{a.severity} {a.id}: {a.message}" for a in daemon.alarms.history],
         messages=sum(stats.messages.values()),
+        requested_speed=speed,
+        lag=lag,
     )
 
 
@@ -114,6 +123,19 @@ def summary_table(result: DemoResult) -> Table:
         f"operator {result.operator_commands}",
     )
     table.add_row("telemetry messages", str(result.messages))
+    lag = result.lag
+    keeping_up = lag.late_fraction <= _LATE_FRACTION_OK
+    table.add_row(
+        "clock lag",
+        f"{100 * lag.late_fraction:.1f} % of wake-ups over {LATE_S:g} s late, "
+        f"max {lag.late_max_s:.1f} s (virtual)"
+        + (
+            ""
+            if keeping_up
+            else f"\n[yellow]this machine did not keep up with {result.requested_speed:g}x: "
+            "the pointing figures include the lag; try a lower --speed[/]"
+        ),
+    )
     table.add_row("alarms raised", "\n".join(result.alarms) or "none")
     return table
 
@@ -277,6 +299,6 @@ async def _demo(
             loop.remove_signal_handler(sig)
         if embedded is not None:
             await embedded.stop()
-    result = _result(daemon, clock.monotonic() - sim0, real.monotonic() - real0)
+    result = _result(daemon, clock.monotonic() - sim0, real.monotonic() - real0, speed, clock.lag)
     say(out, summary_table(result))
     return code

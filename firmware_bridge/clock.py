@@ -23,6 +23,7 @@ for it with :meth:`VirtualClock.jump_wall`, which (like a real NTP step) moves
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import time
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ClockError", "SystemClock", "VirtualClock", "ensure_utc"]
+__all__ = ["LATE_S", "Clock", "ClockError", "ClockLag", "SystemClock", "VirtualClock", "ensure_utc"]
 
 _SETTLE_ROUNDS = 1000
 """Rounds after which a settling gives up waiting for the loop to go idle (a busy task)."""
@@ -125,6 +126,27 @@ def _disarm(sleeper: _Sleeper) -> None:
         sleeper.handle = None
 
 
+LATE_S = 1.0
+"""Virtual seconds after its deadline from which a free-running wake-up counts as late."""
+
+
+@dataclass(slots=True)
+class ClockLag:
+    """Lateness of a free-running VirtualClock's wake-ups (virtual seconds)."""
+
+    wakeups: int = 0
+    """Sleepers woken while free-running."""
+    late: int = 0
+    """Of these, woken more than ``LATE_S`` after their deadline."""
+    late_max_s: float = 0.0
+    """The latest wake-up, after its deadline."""
+
+    @property
+    def late_fraction(self) -> float:
+        """The share of wake-ups that were late (0 with none)."""
+        return self.late / self.wakeups if self.wakeups else 0.0
+
+
 @dataclass(slots=True)
 class _Sleeper:
     deadline: float
@@ -153,6 +175,7 @@ class VirtualClock:
         self._seq = itertools.count()
         # Free-running mode: virtual = _fr_virtual0 + speed * (real - _fr_real0).
         self._speed: float | None = None
+        self._lag = ClockLag()
         self._fr_real0 = 0.0
         self._fr_virtual0 = 0.0
 
@@ -326,6 +349,7 @@ class VirtualClock:
         loop = asyncio.get_running_loop()
         current = self.monotonic()
         self._speed = float(speed)
+        self._lag = ClockLag()  # measured at this speed from now on
         self._fr_real0 = time.monotonic()
         self._fr_virtual0 = current
         for _, _, sleeper in self._heap:
@@ -364,13 +388,27 @@ class VirtualClock:
         # firing in one loop iteration still wake in the right order. The loop may
         # fire a timer up to its clock resolution early, so the timer's own
         # deadline counts as reached.
-        horizon = max(self.monotonic(), due)
+        now = self.monotonic()
+        horizon = max(now, due)
+        lag = self._lag
         self._drop_done()
         while self._heap and self._heap[0][0] <= horizon:
             sleeper = heapq.heappop(self._heap)[2]
             if not sleeper.future.done():
                 sleeper.future.set_result(None)
+                late_s = now - sleeper.deadline
+                lag.wakeups += 1
+                lag.late_max_s = max(lag.late_max_s, late_s)
+                if late_s > LATE_S:
+                    lag.late += 1
             self._drop_done()
+
+    @property
+    def lag(self) -> ClockLag:
+        """How late free-running wake-ups came, in virtual time, since free-running last
+        started (a machine that cannot keep up with the speed shows here first: the loops
+        wake late, then pointing suffers)."""
+        return dataclasses.replace(self._lag)
 
 
 class _Stepper:

@@ -292,16 +292,24 @@ async def test_a_cancelled_timer_leaves_no_loop_timer_while_free_running() -> No
     clock = VirtualClock(T0)
     clock.start_free_running(1.0)
     loop = asyncio.get_running_loop()
-    scheduled = loop._scheduled  # type: ignore[attr-defined]
-    before = sum(not h.cancelled() for h in scheduled)
-    timers = [clock.timer(60.0) for _ in range(100)]
+    before = _live_loop_timers(loop)
+    await _cancel_and_settle([clock.timer(60.0) for _ in range(100)])
+    live = _live_loop_timers(loop)
+    clock.stop_free_running()
+    assert live <= before, f"{live - before} loop timers outlive cancelled clock timers"
+
+
+def _live_loop_timers(loop: asyncio.AbstractEventLoop) -> int:
+    """Loop timers scheduled and not cancelled (asyncio has no public count)."""
+    return sum(not h.cancelled() for h in loop._scheduled)  # type: ignore[attr-defined]
+
+
+async def _cancel_and_settle(timers: list[asyncio.Future[None]]) -> None:
+    """Cancel every timer and let their done-callbacks run."""
     for t in timers:
         t.cancel()
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    live = sum(not h.cancelled() for h in scheduled)
-    clock.stop_free_running()
-    assert live <= before, f"{live - before} loop timers outlive cancelled clock timers"
 
 
 async def test_a_timer_made_before_free_running_leaves_no_loop_timer_once_cancelled() -> None:
@@ -315,16 +323,37 @@ async def test_a_timer_made_before_free_running_leaves_no_loop_timer_once_cancel
     queued = len(ready)
     quiet.cancel()
     assert len(ready) == queued, "a manual-mode cancel scheduled a callback"
-    scheduled = loop._scheduled  # type: ignore[attr-defined]
-    before = sum(not h.cancelled() for h in scheduled)
+    before = _live_loop_timers(loop)
     timers = [clock.timer(60.0) for _ in range(50)]
     clock.start_free_running(1.0)
-    armed = sum(not h.cancelled() for h in scheduled)
-    for t in timers:
-        t.cancel()
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    live = sum(not h.cancelled() for h in scheduled)
+    armed = _live_loop_timers(loop)
+    await _cancel_and_settle(timers)
+    live = _live_loop_timers(loop)
     clock.stop_free_running()
     assert armed >= before + 50
     assert live <= before, f"{live - before} loop timers outlive cancelled clock timers"
+
+
+async def test_free_running_lag_counts_wake_ups_the_loop_delivered_late() -> None:
+    """At 10x an idle loop wakes a sleeper on time; at 1000x a loop blocked for 30 ms of
+    real time wakes a 1 s (virtual) sleeper at least 25 s late, and the clock's lag says so
+    (each start of free-running starts a new measurement)."""
+    clock = VirtualClock(T0)
+    clock.start_free_running(10.0)
+    await clock.sleep(0.5)  # 50 ms real; late would take 100 ms more
+    on_time = clock.lag
+    assert (on_time.wakeups, on_time.late) == (1, 0)
+    clock.start_free_running(1000.0)
+    assert clock.lag.wakeups == 0
+    real = SystemClock()
+    sleeper = asyncio.ensure_future(clock.sleep(1.0))
+    await clock.sleep(0)  # the sleeper is asleep, its deadline 1 s (1 ms real) away
+    start = real.monotonic()
+    while real.monotonic() - start < 0.03:
+        pass  # the loop is busy: no callback runs, as on a machine that cannot keep up
+    await sleeper
+    lag = clock.lag
+    assert (lag.wakeups, lag.late) == (1, 1)
+    assert lag.late_max_s >= 25.0
+    assert lag.late_fraction == 1.0
+    clock.stop_free_running()
