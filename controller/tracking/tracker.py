@@ -9,10 +9,11 @@ on the injected clock. Its activities:
   really is then (so unwinding happens in the pre-position move, between passes).
 * :meth:`AntennaTracker.track` -- one pass: plan (:mod:`controller.tracking.pointing`), wait,
   pre-position, then a control loop until LOS. In the loop, on their own periods: the rotator
-  command (plan, lead = measured command latency, deadband, aim-ahead), the Doppler
-  (:mod:`controller.tracking.doppler`, with the dial check), the rotator read-back, the S-meter,
-  and the telemetry (``Pointing`` and ``Link`` records several times a second, ``PassEvent`` at
-  AOS/TCA/LOS, ``AntennaState`` on mode changes).
+  command (plan, lead = measured command latency, deadband, aim-ahead), the rotator
+  read-back and the telemetry; beside it, on a task of its own so that the radio's
+  exchanges never hold up the pointing, the Doppler (:mod:`controller.tracking.doppler`,
+  with the dial check) and the S-meter. The telemetry: ``Pointing`` and ``Link`` records
+  several times a second, ``PassEvent`` at AOS/TCA/LOS, ``AntennaState`` on mode changes.
 * Operator commands, each replacing whatever runs: :meth:`point` (manual az/el),
   :meth:`track_now` (the pass of a satellite in progress, or its next one), :meth:`stop`.
 
@@ -78,17 +79,6 @@ runs for months must not keep every pass it ever tracked."""
 
 _PassEventKind = Literal["aos", "tca", "los", "aborted"]
 _TIME_SLACK_S: Final = 1e-6
-_RADIO_DUES: Final = frozenset({"doppler", "dial", "signal"})
-
-
-def _uses(name: str, radio: _Radio | None) -> bool:
-    """True if the loop wakes up for ``name``: not the dial check (done with the Doppler),
-    radio work only with a radio, the S-meter only with a link budget."""
-    if name == "dial":
-        return False
-    if name not in _RADIO_DUES:
-        return True
-    return radio is not None and (name != "signal" or radio.budget is not None)
 
 
 class TrackerError(RuntimeError):
@@ -368,9 +358,7 @@ class AntennaTracker:
         norad_id = job.pass_.norad_id
         los_s = sky.los_s
         # Everything is due at once when the loop starts (at the pre-position time).
-        due = dict.fromkeys(
-            ("tick", "telemetry", "readback", "signal", "doppler", "dial"), -math.inf
-        )
+        due = dict.fromkeys(("tick", "telemetry", "readback"), -math.inf)
         periods = {
             "tick": plan.tick_s,
             "telemetry": settings.telemetry_period_s,
@@ -404,45 +392,68 @@ class AntennaTracker:
         def next_due(t: float, period: float) -> float:
             return offset + period * (math.floor((t - offset + _TIME_SLACK_S) / period) + 1)
 
-        while True:
-            t = track_time()
-            if reached(t, los_s):
-                return
-            for name in [n for n, at in events.items() if reached(t, at)]:
-                del events[name]
-                if name == "aos":
-                    self._set_mode("tracking", norad_id)
-                self._emit_pass_event(job, name)
-            if reached(t, due["tick"]):
-                due["tick"] = next_due(t, periods["tick"])
-                command = plan.next_command(t, self._last_cmd, self.latency_s, self._last_aim_s)
-                if command is not None:
-                    await self._command(command.position)
-                    self._last_aim_s = command.aim_s
-            # Doppler and telemetry due on the same wake-up share one interpolation.
-            point: SkyPoint | None = None
-            if radio is not None:
-                if reached(t, due["doppler"]):
-                    due["doppler"] = next_due(t, periods["doppler"])
-                    check_dial = reached(t, due["dial"])
+        async def radio_work(radio: _Radio) -> None:
+            # The radio on its own task: its exchanges (a CI-V select and a read or set,
+            # each a reply delay) neither delay the rotator's commands and read-backs nor
+            # wait for them, and a radio that times out (retries included) costs the
+            # pointing nothing.
+            rdue = {"doppler": -math.inf, "dial": -math.inf, "signal": -math.inf}
+            while True:
+                t = track_time()
+                if reached(t, los_s):
+                    return
+                if reached(t, rdue["doppler"]):
+                    rdue["doppler"] = next_due(t, periods["doppler"])
+                    check_dial = reached(t, rdue["dial"])
                     if check_dial:
-                        due["dial"] = next_due(t, periods["dial"])
-                    point = sky.point(t)
-                    await self._doppler(point, radio, check_dial=check_dial)
-                if reached(t, due["signal"]) and radio.budget is not None:
-                    due["signal"] = next_due(t, periods["signal"])
+                        rdue["dial"] = next_due(t, periods["dial"])
+                    await self._doppler(sky.point(t), radio, check_dial=check_dial)
+                if radio.budget is not None and reached(t, rdue["signal"]):
+                    rdue["signal"] = next_due(t, periods["signal"])
                     await self._read_signal(radio)
-            if reached(t, due["readback"]):
-                due["readback"] = next_due(t, periods["readback"])
-                await self._read_position()
-            if reached(t, due["telemetry"]):
-                due["telemetry"] = next_due(t, periods["telemetry"])
-                if point is None:
-                    point = sky.point(t)
-                self._emit_track_telemetry(norad_id, point, plan, t, radio)
-            pending = [at for name, at in due.items() if _uses(name, radio)]
-            wake = min([*pending, los_s, *events.values()])
-            await self.clock.sleep(max(_TIME_SLACK_S, wake - track_time()))
+                wake = min(rdue["doppler"], los_s)
+                if radio.budget is not None:
+                    wake = min(wake, rdue["signal"])
+                await self.clock.sleep(max(_TIME_SLACK_S, wake - track_time()))
+
+        radio_task: asyncio.Task[None] | None = None
+        if radio is not None:
+            radio_task = asyncio.get_running_loop().create_task(
+                radio_work(radio), name=f"{self.antenna_id}-radio"
+            )
+        try:
+            while True:
+                if radio_task is not None and radio_task.done():
+                    radio_task.result()  # a failure of the radio's loop ends the track here
+                t = track_time()
+                if reached(t, los_s):
+                    return
+                for name in [n for n, at in events.items() if reached(t, at)]:
+                    del events[name]
+                    if name == "aos":
+                        self._set_mode("tracking", norad_id)
+                    self._emit_pass_event(job, name)
+                if reached(t, due["tick"]):
+                    due["tick"] = next_due(t, periods["tick"])
+                    command = plan.next_command(t, self._last_cmd, self.latency_s, self._last_aim_s)
+                    if command is not None:
+                        await self._command(command.position)
+                        self._last_aim_s = command.aim_s
+                if reached(t, due["readback"]):
+                    due["readback"] = next_due(t, periods["readback"])
+                    await self._read_position()
+                if reached(t, due["telemetry"]):
+                    due["telemetry"] = next_due(t, periods["telemetry"])
+                    self._emit_track_telemetry(norad_id, sky.point(t), plan, t, radio)
+                wake = min(
+                    [due["tick"], due["readback"], due["telemetry"], los_s, *events.values()]
+                )
+                await self.clock.sleep(max(_TIME_SLACK_S, wake - track_time()))
+        finally:
+            if radio_task is not None and not radio_task.done():
+                radio_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await radio_task
 
     # -- rotator ---------------------------------------------------------------------------------
     async def _command(self, target: Position) -> None:

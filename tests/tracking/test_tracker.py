@@ -325,3 +325,39 @@ async def test_a_plan_made_while_the_rotator_still_parks_starts_the_preposition_
         assert abs(here.el_deg - point.el_deg) < BEAM_DEG / 2
         await r.clock.run_until(p.los + timedelta(seconds=5))
         assert task.result().aborted is None
+
+
+async def test_a_radio_that_stops_answering_costs_the_pointing_nothing(seed_data: Seed) -> None:
+    """The same pass twice, once with a radio that stops answering 30 s after AOS: every
+    pointing record (time, command, reading) is the same as with a healthy radio, as the
+    radio's timeouts and retries run beside the control loop, not in it."""
+    p = short_pass(seed_data)
+    config, sat, emitter = link_setup(seed_data, p)
+    runs: list[list[tuple[Any, ...]]] = []
+    errors: list[int] = []
+    for dead in (False, True):
+        async with rig(
+            p.aos - timedelta(minutes=5),
+            caps(360.0, 90.0),
+            config=config,
+            rotator_latency_s=0.05,
+            emitters=(emitter,),
+        ) as r:
+            task = asyncio.ensure_future(r.tracker.track(TrackJob(p, sat)))
+            await r.clock.run_until(p.aos + timedelta(seconds=30))
+            if dead:
+                r.radio.faults.drop_replies()
+            await r.clock.run_until(p.los + timedelta(seconds=5))
+            assert task.result().aborted is None
+            runs.append(
+                [
+                    (m.ts, m.commanded_az_deg, m.commanded_el_deg, m.actual_az_deg, m.error_deg)
+                    for m in records(r, Pointing)
+                    if p.aos <= m.ts <= p.los
+                ]
+            )
+            errors.append(r.tracker.counters.radio_errors)
+    healthy, deaf = runs
+    assert len(healthy) >= 3 * p.duration_s
+    assert deaf == healthy
+    assert errors[0] == 0 < errors[1]
