@@ -63,7 +63,8 @@ stations, which removes redundant contacts) and by the per-day contact limits.
    gap exactly.
 4. Otherwise, Lagrangian relaxation of the coupling: prices per (satellite, step), one
    DP per class of identical antennas per iteration, projected subgradient steps
-   (Polyak's step from the current dual value to the incumbent, halved after
+   (Polyak's step from the current dual value to the incumbent, half of it for the
+   first ``_EARLY_ITERATIONS`` with more than two identical antennas, halved after
    ``_PATIENCE`` iterations without a better bound, more as the run goes on); every
    iteration's ``sum of DPs + sum of prices`` is a valid upper bound (below). Every
    ``_HEURISTIC_EVERY`` iterations the Lagrangian heuristic on the best prices and
@@ -74,6 +75,16 @@ stations, which removes redundant contacts) and by the per-day contact limits.
 
 Steps 3-4 stop when ``deadline()`` says so (the bounded-time mode): the result always
 carries a valid upper bound, hence its optimality gap.
+
+Prices live on the priced cells only (the (satellite, step) pairs some window can
+track, :meth:`_Solver.priced_cells`), and the DPs read them there (``on_cells``): no
+dense satellites x grid points array is written per iteration or per antenna in turn.
+The subgradient's norm is an elementwise sum, not a BLAS dot, whose idle worker threads
+would spin on the process's CPU time (the 30 s CPU budget bought only about 18 s of
+solving). On the 7-day bench (four antennas), against the previous code in one process,
+interleaved: the least work after the windows 0.66 -> 0.60 s CPU (median of 7; best
+0.61 -> 0.49), 12 iterations with their heuristics and the final best responses
+3.98 -> 3.01 s (median of 4).
 
 Where the gap was, and what closed most of it (the seed constellation, four antennas at
 one station): over 24 h, 60 iterations left a 2.0-2.1 % gap, of which the bound
@@ -115,7 +126,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -165,11 +176,25 @@ _BEST_RESPONSE_ROUNDS = 4
 # (measured). The larger early steps reach prices on which the Lagrangian heuristic
 # finds the better plans sooner.
 _THETA0 = 2.0
+# With more than two identical antennas in a class, half that for the first
+# iterations: the first steps from the marginal-value prices overshoot (the incumbent
+# is then far below the optimum), so four antennas (7 days) kept their first bound
+# for 6 iterations with 2; halved for the first 8, the bound after 7 iterations is
+# 3,399,946 instead of 3,404,856 (first 3,407,267; the 2 s bench does about 7). Later
+# it neither helps nor hurts clearly: after 100 iterations 0.437 % gap instead of
+# 0.423 % (three antennas: 0.523 % instead of 0.541 %), after 200 0.393 % instead of
+# 0.329 %. Halved throughout it is worse later (30 s CPU: 0.47 % instead of 0.37 %),
+# and two antennas do best with 2 from the start (37 iterations: 0.68 % gap, 0.76 %
+# with 1; all measured on deterministic iteration counts but the 30 s runs).
+_EARLY_ITERATIONS = 8
 
 
-@dataclass(frozen=True)
-class RawTrack:
-    """A track as the solvers see it: window index, first and last grid point."""
+class RawTrack(NamedTuple):
+    """A track as the solvers see it: window index, first and last grid point.
+
+    A named tuple (immutable, compared by value): the solvers make tens of thousands per
+    second, and a frozen dataclass's constructor took about four times as long.
+    """
 
     window: int
     start: int
@@ -261,10 +286,12 @@ class _Layout:
         ws = [problem.windows[i] for i in self.windows]
         # The windows' attributes in one pass (tens of thousands of windows): columns
         # first, length, min_steps, satellite, fixed.
-        attrs = np.array(
-            [(w.first, len(w.az_rot_deg), w.min_steps, w.sat, w.kind != "pass") for w in ws],
-            dtype=np.int64,
-        ).reshape(len(ws), 5)
+        flat: list[int] = []
+        put = flat.extend
+        for w in ws:
+            put((w.first, len(w.az_rot_deg), w.min_steps, w.sat, w.kind != "pass"))
+        # One flat list (a list of tuples took about half as long again, measured).
+        attrs = np.array(flat, dtype=np.int64).reshape(len(ws), 5)
         firsts = np.ascontiguousarray(attrs[:, 0])
         lengths = np.ascontiguousarray(attrs[:, 1])
         self.m_min = int(attrs[:, 2].min()) if len(ws) else 1
@@ -980,10 +1007,12 @@ class _Solver:
         n_w = len(ws)
         # One pass over the windows' attributes (five generator passes took about
         # twice as long, measured); columns: antenna, satellite, first, length, fixed.
-        keys = np.array(
-            [(w.antenna, w.sat, w.first, len(w.az_rot_deg), w.kind != "pass") for w in ws],
-            dtype=np.int64,
-        ).reshape(n_w, 5)
+        flat: list[int] = []
+        put = flat.extend
+        for w in ws:
+            put((w.antenna, w.sat, w.first, len(w.az_rot_deg), w.kind != "pass"))
+        # One flat list: a list of tuples took about twice as long (measured).
+        keys = np.array(flat, dtype=np.int64).reshape(n_w, 5)
         self.win_ant = np.ascontiguousarray(keys[:, 0])
         self.win_key = np.ascontiguousarray(keys[:, 1:4])
         self.win_fixed = keys[:, 4].astype(bool)
@@ -1027,6 +1056,8 @@ class _Solver:
         # What _initial_prices computed (read-only, shared by its callers).
         self.first_prices: FloatArray | None = None
         self._priced_cells: IntArray | None = None
+        self._price_pos: dict[int, IntArray] = {}
+        self._cell_slot: npt.NDArray[np.signedinteger[Any]] | None = None
 
     def class_steps(self, lid: int) -> tuple[IntArray, FloatArray, IntArray]:
         """The (satellite, step) pairs layout ``lid`` can track (flat indices into a
@@ -1049,6 +1080,45 @@ class _Solver:
             pos = np.searchsorted(self.priced_cells(), sk).astype(np.int64)
             got = self._class_steps[lid] = (sk, span, pos)
         return got
+
+    def price_pos(self, lid: int) -> IntArray:
+        """Per cell of layout ``lid``: where the step it opens is in :meth:`priced_cells`
+        (-1 where none), i.e. :meth:`_Layout.cell_keys`'s price keys for prices given
+        on the priced cells only."""
+        got = self._price_pos.get(lid)
+        if got is None:
+            price_sk = self.layouts[lid].cell_keys()[0]
+            got = np.full(len(price_sk), -1, dtype=np.int64)
+            has = price_sk >= 0
+            got[has] = self.cell_slot()[price_sk[has]]
+            self._price_pos[lid] = got
+        return got
+
+    def cell_slot(self) -> npt.NDArray[np.signedinteger[Any]]:
+        """Per flat (satellite, grid point) index: its position in :meth:`priced_cells`
+        (a gather through it is much faster than a search of unsorted keys, measured);
+        undefined at other indices."""
+        if self._cell_slot is None:
+            size = len(self.p.satellites) * (self.p.grid.n_steps + 1)
+            # Uninitialised elsewhere: only priced cells are ever looked up (the steps a
+            # layout's cells open, and the first steps of the DPs' tracks, all among
+            # them); filling tens of megabytes with -1 cost about 30 ms (measured).
+            slot: npt.NDArray[np.signedinteger[Any]] = np.empty(
+                size, dtype=np.int32 if size < 2**31 else np.int64
+            )
+            cells = self.priced_cells()
+            slot[cells] = np.arange(len(cells))
+            self._cell_slot = slot
+            return slot
+        return self._cell_slot
+
+    def dense_prices(self, on_cells: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        """(satellites x grid points) prices from prices on :meth:`priced_cells` (0
+        elsewhere), into ``out`` when given."""
+        if out is None:
+            out = np.zeros((len(self.p.satellites), self.p.grid.n_steps + 1))
+        out.ravel()[self.priced_cells()] = on_cells
+        return out
 
     def priced_cells(self) -> IntArray:
         """Flat (satellite, grid point) indices some layout can track, sorted: where
@@ -1141,6 +1211,8 @@ class _Solver:
         antenna: int,
         price_list: Sequence[FloatArray | None],
         blocked_list: Sequence[npt.NDArray[np.bool_] | None] | None = None,
+        *,
+        on_cells: bool = False,
     ) -> list[tuple[float, list[RawTrack]]]:
         """:meth:`run_dp` for several (prices, blocked steps) pairs in one sweep.
 
@@ -1148,6 +1220,10 @@ class _Solver:
         blocked stretches for all: exact for the others too (their values have no run
         offsets, so it only also lets the antenna wait on a satellite, which never pays
         with step values >= 0 and changes no optimum).
+
+        With ``on_cells`` every price vector is given on :meth:`priced_cells` only (the
+        Lagrangian's own vector): the same values, without a dense (satellites x grid
+        points) array and its scattered reads.
         """
         lid, _ = self.layout_map[antenna]
         lay = self.layouts[lid]
@@ -1162,11 +1238,13 @@ class _Solver:
             if jit:
                 # Prices and blocked steps folded in by the compiled kernel: the same
                 # values as below, without the dense intermediate arrays.
+                price_sk, act_sk = lay.cell_keys()
                 any_runs |= _kernels.values(
                     self.base_values(antenna, None),
                     _EMPTY_F if prices is None else prices.ravel(),
                     _EMPTY_B if steps is None else steps.ravel(),
-                    *lay.cell_keys(),
+                    self.price_pos(lid) if on_cells else price_sk,
+                    act_sk,
                     lay.first_cell,
                     lay.nc,
                     lay.ns,
@@ -1174,6 +1252,8 @@ class _Solver:
                     dsubs[i],
                 )
                 continue
+            if on_cells and prices is not None:
+                prices = self.dense_prices(prices)
             val = self.base_values(antenna, prices)
             blocked = _blocked_cells(lay, steps)
             dsubs[i], runs = lay.values(val, blocked)
@@ -1183,7 +1263,10 @@ class _Solver:
     def _result(self, antenna: int, st: _DPState) -> tuple[float, list[RawTrack]]:
         """The plan of a finished sweep and its value (fixed windows' bonuses removed)."""
         lid, wmap = self.layout_map[antenna]
-        tracks = [RawTrack(int(wmap[w]), i, j) for w, i, j in _backtrack(self.layouts[lid], st)]
+        lay = self.layouts[lid]
+        tracks = [RawTrack(int(wmap[w]), i, j) for w, i, j in _backtrack(lay, st)]
+        if not lay.fixed.any():
+            return st.value, tracks
         n_fixed = sum(1 for t in tracks if self.p.windows[t.window].fixed)
         return st.value - n_fixed * self.bonus, tracks
 
@@ -1315,30 +1398,20 @@ def solve_optimal(
         method = "lagrangian"
     if method == "lagrangian" and open_gap() and (deadline is None or not deadline()):
         # The subgradient works on the priceable cells only: the (satellite, step)
-        # pairs some window can track (a few percent of the dense array, and prices
-        # elsewhere stay 0: nothing covers those steps). Set up only when there is time
-        # to iterate: the dense maps cost tens of megabytes.
+        # pairs some window can track, solver.priced_cells() (a few percent of the dense
+        # array, and prices elsewhere stay 0: nothing covers those steps); the DPs read
+        # them there too. Set up only when there is time to iterate: the dense map
+        # costs tens of megabytes.
         shape = prices.shape
-        cells = np.flatnonzero(solver.trackable().ravel())
+        cells = solver.priced_cells()
         cap_c = cap_sat[cells // shape[1]]
         price_c = prices.ravel()[cells]
-        slot: npt.NDArray[np.signedinteger[Any]] = np.full(
-            prices.size, -1, dtype=np.int32 if prices.size < 2**31 else np.int64
-        )
-        slot[cells] = np.arange(len(cells))
-
-        def dense(values: FloatArray, out: FloatArray | None = None) -> FloatArray:
-            if out is None:
-                out = np.zeros(shape)
-            out.ravel()[cells] = values
-            return out
-
-        # The best prices are kept compressed and the current ones in one reused dense
-        # array (tens of megabytes each: a new one per iteration cost page faults).
+        slot = solver.cell_slot()
         best_c = price_c.copy()
-        work = np.zeros(shape)
         relaxed = p_relaxed
         theta = _THETA0
+        largest_class = max(len(c) for c in _antenna_classes(problem))
+        early = _EARLY_ITERATIONS if largest_class > 2 else 0
         misses = 0
         cur_bound = upper
         # A quick heuristic costs (antennas - 1) DPs, an iteration one per class: keep
@@ -1353,15 +1426,19 @@ def solve_optimal(
             g = _coverage_cells(problem, relaxed, slot, shape[1], len(cells)) - 1.0
             g[(g < 0) & (price_c <= 0)] = 0.0
             g[(g > 0) & (price_c >= cap_c)] = 0.0
-            norm2 = float(g @ g)
+            # Not g @ g: a BLAS dot wakes OpenBLAS's worker threads, which then spin
+            # and burned about a quarter more CPU than the solver used (10 iterations,
+            # four antennas: 2.59 s CPU in 1.99 s wall; 2.04 s in 2.04 s with one BLAS
+            # thread, measured). An elementwise square and sum never calls BLAS.
+            norm2 = float(np.square(g).sum())
             if norm2 <= 0:
                 break
             # Polyak's step from this iteration's dual value towards the incumbent.
-            step = theta * max(cur_bound - best_obj, 1e-9) / norm2
+            factor = theta * 0.5 if it <= early else theta
+            step = factor * max(cur_bound - best_obj, 1e-9) / norm2
             price_c = np.clip(price_c + step * g, 0.0, cap_c)
-            prices = dense(price_c, work)
             it += 1
-            relaxed = _relaxed(solver, prices)
+            relaxed = _relaxed(solver, price_c, on_cells=True)
             bound = sum(v for v, _ in relaxed) + float(price_c.sum())
             cur_bound = bound
             if bound < upper - 1e-9:
@@ -1374,7 +1451,7 @@ def solve_optimal(
                     misses = 0
             if it % _HEURISTIC_EVERY == 0 and open_gap():
                 best_tracks, best_obj = _lagrangian_heuristic(
-                    problem, solver, order, dense(best_c), best_tracks, best_obj, cap_sat
+                    problem, solver, order, best_c, best_tracks, best_obj, cap_sat
                 )
             elif it % quick_every == 0 and open_gap():
                 # The quick one: this iteration's prices, whose first antenna's plan is
@@ -1383,17 +1460,18 @@ def solve_optimal(
                     problem,
                     solver,
                     order,
-                    [prices],
+                    [price_c],
                     cap=cap_sat,
                     repriced=[True],
                     first=relaxed[order[0]][1],
+                    on_cells=True,
                 )[0]
                 cobj = plain_value(problem, cand)
                 if cobj > best_obj + 1e-9:
                     best_tracks, best_obj = cand, cobj
         if it % _HEURISTIC_EVERY and open_gap() and (deadline is None or not deadline()):
             best_tracks, best_obj = _lagrangian_heuristic(
-                problem, solver, order, dense(best_c), best_tracks, best_obj, cap_sat
+                problem, solver, order, best_c, best_tracks, best_obj, cap_sat
             )
     # Then each antenna re-planned against all the others' plans, while it pays.
     if coupled and open_gap() and method != "milp":
@@ -1423,15 +1501,17 @@ def _lagrangian_heuristic(
     best_obj: float,
     cap: FloatArray,
 ) -> tuple[list[RawTrack], float]:
-    """Antennas in turn on values lowered by the prices re-priced for the antennas still
-    to plan (see :func:`_sequential_many`), each avoiding the previous ones' steps; the
-    best of that and the incumbent.
+    """Antennas in turn on values lowered by the prices (on ``solver.priced_cells()``)
+    re-priced for the antennas still to plan (see :func:`_sequential_many`), each
+    avoiding the previous ones' steps; the best of that and the incumbent.
 
     The antennas in turn on the prices alone, full or a fraction (what this did before),
     found no better plan on the bench once the re-priced chain ran (24 h, four antennas,
     8 s; 7 days, two and four antennas, 15 s; measured), so they are no longer tried.
     """
-    cand = _sequential_many(problem, solver, order, [prices], cap=cap, repriced=[True])[0]
+    cand = _sequential_many(
+        problem, solver, order, [prices], cap=cap, repriced=[True], on_cells=True
+    )[0]
     cobj = plain_value(problem, cand)
     if cobj > best_obj + 1e-9:
         best_tracks, best_obj = cand, cobj
@@ -1606,13 +1686,16 @@ def _coverage_cells(
     return np.cumsum(diff)[:-1]
 
 
-def _relaxed(solver: _Solver, prices: FloatArray | None) -> list[tuple[float, list[RawTrack]]]:
-    """One DP per antenna without the coupling (once per class of identical antennas)."""
-    return _relaxed_many(solver, [prices])[0]
+def _relaxed(
+    solver: _Solver, prices: FloatArray | None, *, on_cells: bool = False
+) -> list[tuple[float, list[RawTrack]]]:
+    """One DP per antenna without the coupling (once per class of identical antennas);
+    ``on_cells``: the prices are given on ``solver.priced_cells()`` only."""
+    return _relaxed_many(solver, [prices], on_cells=on_cells)[0]
 
 
 def _relaxed_many(
-    solver: _Solver, price_list: Sequence[FloatArray | None]
+    solver: _Solver, price_list: Sequence[FloatArray | None], *, on_cells: bool = False
 ) -> list[list[tuple[float, list[RawTrack]]]]:
     """:func:`_relaxed` for several price vectors, each layout's DPs in one sweep."""
     problem = solver.p
@@ -1637,7 +1720,7 @@ def _relaxed_many(
                     )
                 )
             continue
-        res = solver.run_dps(a, price_list)
+        res = solver.run_dps(a, price_list, on_cells=on_cells)
         cache[lid] = res
         cache_owner[lid] = a
         for i, r in enumerate(res):
@@ -1654,7 +1737,15 @@ def _milp_size(solver: _Solver, max_vars: int) -> int:
     return est + sum(3 * lay.n_arcs for lay in lays)
 
 
+def _has_limits(problem: Problem) -> bool:
+    """True when some satellite has a daily contact maximum (else nothing to check:
+    counting a plan's contacts per day cost about 30 ms on the 7-day bench, measured)."""
+    return any(s.max_contacts_per_day is not None for s in problem.satellites)
+
+
 def _violates_limits(problem: Problem, tracks: Sequence[RawTrack]) -> bool:
+    if not _has_limits(problem):
+        return False
     for (sat, _day), lst in _day_counts(problem, tracks).items():
         cap = problem.satellites[sat].max_contacts_per_day
         if cap is not None and len(lst) > cap:
@@ -1712,9 +1803,12 @@ def _sequential_repriced(
     (0.5, 0.75, 0.9) or more (1.1) did much worse (0.9: 1.90 % on 24 h), so did a
     handover discount 0.5 or 1.5 times the first prices' (24 h, measured).
     """
-    prices = np.minimum(_initial_prices(problem, solver), cap[:, None])
+    cells = solver.priced_cells()
+    prices = np.minimum(
+        _initial_prices(problem, solver).ravel()[cells], cap[cells // (problem.grid.n_steps + 1)]
+    )
     return _sequential_many(
-        problem, solver, order, [prices], cap=cap, repriced=[True], first=first
+        problem, solver, order, [prices], cap=cap, repriced=[True], first=first, on_cells=True
     )[0]
 
 
@@ -1727,6 +1821,7 @@ def _sequential_many(
     cap: FloatArray | None = None,
     repriced: Sequence[bool] | None = None,
     first: list[RawTrack] | None = None,
+    on_cells: bool = False,
 ) -> list[list[RawTrack]]:
     """:func:`_sequential` on several price vectors, side by side: one sweep per antenna
     for all of them (each avoiding what its own previous antennas track).
@@ -1735,7 +1830,9 @@ def _sequential_many(
     antennas still to plan (on the steps still free) differ from the first prices, capped
     to ``0..cap`` (see :func:`_sequential_repriced`, which is this on the first prices;
     on Lagrangian prices it found better plans than those prices alone, measured).
-    ``first`` is every chain's first antenna plan when given.
+    ``first`` is every chain's first antenna plan when given; ``on_cells``: the price
+    vectors are given on ``solver.priced_cells()`` only. The DPs read prices on those
+    cells (no dense satellites x grid points arrays).
     """
     n_chains = len(price_list)
     rep = [False] * n_chains if repriced is None else list(repriced)
@@ -1747,12 +1844,11 @@ def _sequential_many(
         remaining[lid] = len(cls)
         for a in cls:
             class_of[a] = lid
-    # The re-priced chains work on the priceable cells only (elsewhere no DP reads a
-    # price), each in one dense array reused from antenna to antenna.
+    # Every chain works on the priceable cells only (elsewhere no DP reads a price).
     cells = solver.priced_cells()
     p0 = _initial_prices(problem, solver).ravel()[cells] if any(rep) else None
     top = (solver.max_price() if cap is None else cap)[cells // (problem.grid.n_steps + 1)]
-    bufs: dict[int, FloatArray] = {}
+    lams = [lam if on_cells else lam.ravel()[cells] for lam in price_list]
     chosen: list[list[RawTrack]] = [[] for _ in price_list]
     for i, a in enumerate(order):
         if i == 0 and first is not None:
@@ -1762,19 +1858,17 @@ def _sequential_many(
             continue
         blocked = [_used_steps(problem, c) if coupled and c else None for c in chosen]
         prices: list[FloatArray] = []
-        for j, lam in enumerate(price_list):
+        for j, lam in enumerate(lams):
             if rep[j] and p0 is not None:
                 pj = _marginal_prices_at(problem, solver, remaining, blocked[j])
                 pj -= p0
-                pj += lam.ravel()[cells]
+                pj += lam
                 np.clip(pj, 0.0, top, out=pj)
-                if j not in bufs:
-                    bufs[j] = np.zeros(lam.shape)
-                bufs[j].ravel()[cells] = pj
-                prices.append(bufs[j])
+                prices.append(pj)
             else:
                 prices.append(lam)
-        for c, (_, tracks) in zip(chosen, solver.run_dps(a, prices, blocked), strict=True):
+        runs = solver.run_dps(a, prices, blocked, on_cells=True)
+        for c, (_, tracks) in zip(chosen, runs, strict=True):
             c.extend(tracks)
         remaining[class_of[a]] -= 1
     return [_repair_limits(problem, c) for c in chosen]
@@ -1782,6 +1876,8 @@ def _sequential_many(
 
 def _repair_limits(problem: Problem, tracks: list[RawTrack]) -> list[RawTrack]:
     """Drop the least valuable contacts beyond a satellite's daily maximum."""
+    if not _has_limits(problem):
+        return tracks
     over = False
     keep = set(range(len(tracks)))
     index = {id(t): i for i, t in enumerate(tracks)}

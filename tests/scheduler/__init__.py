@@ -31,6 +31,8 @@ from controller.scheduler.model import (
     Settings,
     Window,
 )
+from controller.scheduler.optimal import SolveResult
+from controller.scheduler.plan import check_schedule, schedule_from_raw
 
 START = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -281,3 +283,16 @@ def exact_reference(problem: Problem) -> float:
     )
     assert res.status == 0, res.message
     return float(-res.fun)
+
+
+def feasible_and_bracketed(problem: Problem, result: SolveResult) -> float:
+    """Check ``result``'s plan passes every feasibility check and that plan <= the exact
+    optimum (an independent MILP) <= its upper bound; return that optimum."""
+    schedule = schedule_from_raw(
+        problem, result.tracks, policy="optimal", upper_bound=result.upper_bound
+    )
+    assert check_schedule(schedule, problem) == []
+    reference = exact_reference(problem)
+    assert result.objective <= reference + 1e-6
+    assert result.upper_bound >= reference - 1e-6
+    return reference
