@@ -193,16 +193,22 @@ async def pty_rotator(
 
 
 def _waiting_on_wire(daemon: Daemon, antenna: str) -> bool:
-    """True while the antenna's rotator link holds a request (its reply may be in the pty).
+    """True while a link of the antenna's devices on a real wire (not ``loop://``) holds a
+    request (its reply may be in the pty).
 
     Why the private lock: the link exposes no 'request in flight' flag, and this is the one
-    moment the stepped clock must not move (the reply is real I/O).
+    moment the stepped clock must not move (the reply is real I/O). A simulated device's
+    request waits for the clock itself: waiting for it here would only spin (the radio runs
+    beside the rotator's loop, so one of its requests is nearly always in flight).
     """
     ant = daemon.antennas.get(antenna)
     if ant is None:
         return False
-    links = [ant.rotator.link, None if ant.radio is None else ant.radio.link]
-    return any(link is not None and link._lock.locked() for link in links)
+    drivers = [ant.rotator] if ant.radio is None else [ant.rotator, ant.radio]
+    return any(
+        d.link is not None and not d.url.startswith("loop://") and d.link._lock.locked()
+        for d in drivers
+    )
 
 
 async def drive_wire(
