@@ -45,6 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _subscriber import spawn_subscriber  # noqa: E402
+
 from controller.telemetry.broker import BrokerEngine, EmbeddedBroker  # noqa: E402
 from controller.telemetry.config import MqttConfig  # noqa: E402
 from controller.telemetry.mqtt import MqttPublisher  # noqa: E402
@@ -145,19 +147,7 @@ async def _phase(
     """(broker CPU µs per message, messages the subscriber got or -1) for one burst."""
     sub = None
     if with_subscriber:
-        sub = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "--subscriber",
-            str(port),
-            topic,
-            str(n),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert sub.stdout is not None
-        line = await asyncio.wait_for(sub.stdout.readline(), 15)
-        if line.strip() != b"ready":
-            raise RuntimeError(f"subscriber did not start: {line!r}")
+        sub = await spawn_subscriber(__file__, port, topic, n)
     payload = make()
     # QoS 1 on a topic of its own (``event``), so the subscriber does not count it.
     sentinel = Event(kind="bench_end", message="end of phase")

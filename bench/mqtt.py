@@ -48,6 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _subscriber import spawn_subscriber  # noqa: E402
+
 from controller.telemetry.broker import EmbeddedBroker  # noqa: E402
 from controller.telemetry.config import MqttConfig  # noqa: E402
 from controller.telemetry.mqtt import MqttPublisher  # noqa: E402
@@ -237,19 +239,7 @@ async def _phase(
     broker_pid: int | None,
 ) -> Result:
     """Send ``n`` messages (seq first+1 .. first+n on ``topic``) and measure them."""
-    sub = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--subscriber",
-        str(port),
-        topic,
-        str(n),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert sub.stdout is not None
-    line = await asyncio.wait_for(sub.stdout.readline(), 15)
-    if line.strip() != b"ready":
-        raise RuntimeError(f"subscriber did not start: {line!r}")
+    sub = await spawn_subscriber(__file__, port, topic, n)
     clock = SystemClock()
     t_send: list[float] = []
     payload = make()
