@@ -45,12 +45,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _subscriber import spawn_subscriber  # noqa: E402
+from _mqtt_bench import sample_event, sample_pointing, spawn_subscriber  # noqa: E402
 
 from controller.telemetry.broker import BrokerEngine, EmbeddedBroker  # noqa: E402
 from controller.telemetry.config import MqttConfig  # noqa: E402
 from controller.telemetry.mqtt import MqttPublisher  # noqa: E402
-from controller.telemetry.payloads import Event, PassEvent, Payload, Pointing  # noqa: E402
+from controller.telemetry.payloads import Event, Payload  # noqa: E402
 from firmware_bridge.clock import SystemClock  # noqa: E402
 
 STATION = "bench"
@@ -237,23 +237,7 @@ async def _run_engine(
             reconnect_min_s=0.1,
         )
 
-        def pointing() -> Payload:
-            return Pointing(
-                antenna="a1",
-                mode="tracking",
-                norad_id=25544,
-                target_az_deg=123.4,
-                target_el_deg=45.6,
-                commanded_az_deg=123.3,
-                commanded_el_deg=45.5,
-                actual_az_deg=123.2,
-                actual_el_deg=45.5,
-                error_deg=0.2,
-                period_s=0.1,
-            )
-
-        def event() -> Payload:
-            return PassEvent(antenna="a1", norad_id=25544, event="tca", el_deg=45.6)
+        pointing, event = sample_pointing, sample_event
 
         async with MqttPublisher(cfg, STATION, SystemClock()) as publisher:
             await asyncio.wait_for(publisher.wait_connected(), 10)

@@ -48,12 +48,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _subscriber import spawn_subscriber  # noqa: E402
+from _mqtt_bench import sample_event, sample_pointing, spawn_subscriber  # noqa: E402
 
 from controller.telemetry.broker import EmbeddedBroker  # noqa: E402
 from controller.telemetry.config import MqttConfig  # noqa: E402
 from controller.telemetry.mqtt import MqttPublisher  # noqa: E402
-from controller.telemetry.payloads import PassEvent, Payload, Pointing  # noqa: E402
+from controller.telemetry.payloads import Payload  # noqa: E402
 from firmware_bridge.clock import SystemClock  # noqa: E402
 
 STATION = "bench"
@@ -309,20 +309,7 @@ async def _run_broker(
         **({} if inflight is None else {"max_inflight": inflight}),
     )
     publisher = MqttPublisher(cfg, STATION, SystemClock())
-    pointing = lambda: Pointing(  # noqa: E731
-        antenna="a1",
-        mode="tracking",
-        norad_id=25544,
-        target_az_deg=123.4,
-        target_el_deg=45.6,
-        commanded_az_deg=123.3,
-        commanded_el_deg=45.5,
-        actual_az_deg=123.2,
-        actual_el_deg=45.5,
-        error_deg=0.2,
-        period_s=0.1,
-    )
-    event = lambda: PassEvent(antenna="a1", norad_id=25544, event="tca", el_deg=45.6)  # noqa: E731
+    pointing, event = sample_pointing, sample_event
     pointing_topic = PREFIX + "antenna/a1/pointing"
     event_topic = PREFIX + "pass/event"
     sent_on = {pointing_topic: 0, event_topic: 0}  # seq of the last message per topic
