@@ -155,6 +155,7 @@ class _Sleeper:
     timer: bool = False
     """A :meth:`VirtualClock.timer` (nobody awaits it to disarm its loop timer)."""
     disarm_hooked: bool = False
+    """True once a timer's done-callback drops its loop timer (armed again, not hooked twice)."""
 
 
 # Heap entries: (deadline, sequence number, sleeper). Plain tuples because the heap compares

@@ -275,9 +275,9 @@ class SkyTruth:
         # Per satellite, the two windows read last: radios reading a few milliseconds apart
         # on either side of a window's end would otherwise propagate both in turn.
         self._windows: dict[int, list[tuple[datetime, tuple[SkyTrack | None, float, float]]]] = {}
-        # The coarse look of the last two window starts, for every satellite of the
-        # catalog at once: the emitters of a station share their window starts, and one
-        # batch costs about what a single satellite's coarse look did.
+        # The coarse look of the last two window starts, for every watched satellite (the
+        # emitters' satellites) at once: the emitters of a station share their window
+        # starts, and one batch costs about what a single satellite's coarse look did.
         self._gates: list[tuple[datetime, dict[int, float]]] = []
         self._watched: set[int] = set()
 
