@@ -30,9 +30,10 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import get_args
+from typing import TypeVar, get_args
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +45,8 @@ from controller.logs import configure_logging  # noqa: E402
 from controller.telemetry.broker import BrokerEngine, EmbeddedBroker  # noqa: E402
 from controller.telemetry.commands import TrackCommand  # noqa: E402
 from firmware_bridge.clock import LATE_S, Clock, SystemClock, VirtualClock  # noqa: E402
+
+_T = TypeVar("_T")
 
 T0 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 # The embedded broker in a child process, as the daemon runs it by default
@@ -108,6 +111,9 @@ class _LatenessClock:
 
     def timer(self, seconds: float) -> asyncio.Future[None]:
         return self._clock.timer(seconds)
+
+    async def compute(self, fn: Callable[..., _T], /, *args: object) -> _T:
+        return await self._clock.compute(fn, *args)
 
 
 class _Phases:

@@ -116,10 +116,16 @@ from controller.telemetry.payloads import (
 from controller.telemetry.payloads import Schedule as SchedulePayload
 from controller.telemetry.sink import TelemetrySink
 from controller.tracking.config import SatelliteLinkConfig, TrackingConfig
-from controller.tracking.link import Emitter, LinkBudget, LinkSignalModel, SkyTruth
+from controller.tracking.link import (
+    TRUTH_WINDOW_S,
+    Emitter,
+    LinkBudget,
+    LinkSignalModel,
+    SkyTruth,
+)
 from controller.tracking.pointing import travel_time_s
 from controller.tracking.tracker import AntennaTracker, TrackJob, TrackReport
-from firmware_bridge.clock import Clock, SystemClock, VirtualClock
+from firmware_bridge.clock import Clock, SystemClock
 from firmware_bridge.drivers.base import Driver, DriverState
 from firmware_bridge.drivers.radio import RadioDriver, create_radio, get_radio_driver
 from firmware_bridge.drivers.rotator import (
@@ -172,6 +178,9 @@ _FAULT_POLL_S: Final = 0.25
 """How often a track in progress checks its devices (a faulted link is an alarm at once)."""
 _DRAIN_REAL_S: Final = 5.0
 _EMITTER_SPAN: Final = timedelta(hours=12)
+_SKY_AHEAD_S: Final = 300.0
+"""How long before a simulated sky's next window it is computed: at 1000x, 0.3 s of real
+time for about 0.1 s of work in a worker thread."""
 OUTCOMES_KEPT: Final = 20_000
 """Track outcomes kept in memory: ~4 months of a busy two-antenna station (~150/day)."""
 ALARMS_KEPT: Final = 2_000
@@ -647,11 +656,20 @@ class Daemon:
         self._wall_offset_s: float | None = None
         self._wall_step_at: float | None = None
         self._skies_until: datetime | None = None
+        # The simulated radios' shared true sky and the start of its first window.
+        self._truth: SkyTruth | None = None
+        self._sky_origin: datetime | None = None
+        self._skies_changed = asyncio.Event()
         # The element files plus the cached copies of the [catalog] urls (nothing is
         # fetched before run()).
         self.refresher = TleRefresher(config.catalog, clock=clock)
         self.metrics = StationMetrics(config.station.id) if self.settings.metrics.enabled else None
         self.metrics_server: MetricsServer | None = None
+
+    @property
+    def sky_truth(self) -> SkyTruth | None:
+        """The simulated radios' shared true sky (None before the trackers are built)."""
+        return self._truth
 
     # -- public control ---------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -721,6 +739,7 @@ class Daemon:
                 self._spawn(tg, "planner", self._planner_task())
                 self._spawn(tg, "reload", self._reload_task())
                 self._spawn(tg, "health", self._health_task())
+                self._spawn(tg, "sky", self._sky_task())
                 self._set_state("ready", f"{len(self.antennas)} antennas")
                 sd_notify("READY=1\nSTATUS=tracking", self._notify_socket)
                 if self._on_ready is not None:
@@ -948,8 +967,11 @@ class Daemon:
         # Long enough to reach past the next periodic re-plan, which renews it.
         span = max(_EMITTER_SPAN, 2 * timedelta(seconds=self.settings.replan_period_s))
         self._skies_until = now + span
+        origin = now - timedelta(hours=1)
         # One true sky for every simulated radio of the station: propagated once for all.
         truth = SkyTruth(self.predictor, station)
+        self._truth, self._sky_origin = truth, origin
+        self._skies_changed.set()
         for ant in self.antennas.values():
             if ant.sky is None or ant.twin is None:
                 continue
@@ -972,13 +994,46 @@ class Daemon:
                         norad_id=sat.norad_id,
                         transmit_hz=sat.downlink_hz + sat.downlink_offset_hz,
                         budget=budget,
-                        start=now - timedelta(hours=1),
+                        start=origin,
                         end=now + span,
                     )
                 )
             ant.sky.model = LinkSignalModel(
                 self.predictor, station, direction, emitters, truth=truth
             )
+
+    async def _sky_task(self) -> None:
+        """Compute each window of the simulated sky before the radios read it.
+
+        A radio reading the S-meter at a window's start would otherwise propagate the
+        window for every satellite on the air: 50-70 ms in which, at 150x, 10 s of virtual
+        time pass with no control loop running. Computed ahead (in a worker thread while
+        time flows), the reading finds it ready. The values are the same either way.
+        """
+        while True:
+            truth, origin = self._truth, self._sky_origin
+            if truth is None or origin is None:
+                await self._skies_changed.wait()
+                self._skies_changed.clear()
+                continue
+            now = self.clock.now()
+            index = math.floor((now - origin).total_seconds() / TRUTH_WINDOW_S)
+            current = origin + timedelta(seconds=index * TRUTH_WINDOW_S)
+            ahead = current + timedelta(seconds=TRUTH_WINDOW_S)
+            if not truth.has_window(current):  # a new sky's first window
+                truth.install(
+                    await self.clock.compute(truth.compute_windows, truth.watched(), current)
+                )
+            elif not truth.has_window(ahead):
+                early = ahead - timedelta(seconds=_SKY_AHEAD_S)
+                if now < early:
+                    await self.clock.sleep_until(early)
+                    continue  # the sky may have changed meanwhile
+                truth.install(
+                    await self.clock.compute(truth.compute_windows, truth.watched(), ahead)
+                )
+            else:
+                await self.clock.sleep_until(ahead)
 
     # -- catalog ----------------------------------------------------------------------
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
@@ -1192,14 +1247,9 @@ class Daemon:
         if self.catalog is None or self.predictor is None:
             return
         committed = self.clock.now() + timedelta(seconds=self._plan_lead_s())
-        clock = self.clock
         try:
-            if isinstance(clock, VirtualClock) and clock.speed is None:
-                # A stepped virtual clock stands still while the plan is computed inline.
-                schedule, passes = self._compute_plan(committed)
-            else:
-                # Real or free-running time: keep the trackers' loops running meanwhile.
-                schedule, passes = await asyncio.to_thread(self._compute_plan, committed)
+            # Off the loop while time flows: the trackers' loops keep running meanwhile.
+            schedule, passes = await self.clock.compute(self._compute_plan, committed)
         except (SchedulerInputError, ScheduleInfeasible, ValueError) as exc:
             self.alarms.raise_("plan-failed", "critical", f"planning failed: {exc}", "planner")
             return
@@ -1223,6 +1273,7 @@ class Daemon:
         self.plans += 1
         forget = self.clock.now() - _HISTORY
         known = {e.norad_id for e in self.catalog.entries}
+        tracking = self._tracking_config()  # a copy of the settings: once, not per track
         for ant in self.antennas.values():
             # Tracks starting before ``committed`` stay as they were: their trackers may be
             # planning or slewing already. The new plan takes over from there. Old finished
@@ -1235,7 +1286,7 @@ class Daemon:
             ant.done = {k for k in ant.done if k[1] > forget - _HISTORY}
             # Tracks kept by the re-plan are under way: their jobs are in ``kept`` already.
             new = [
-                self._job(t, passes)
+                self._job(t, passes, tracking)
                 for t in schedule.tracks
                 if t.antenna_id == ant.id and t.start >= committed and t.kind != "kept"
             ]
@@ -1246,7 +1297,12 @@ class Daemon:
         self._publish_schedule()
         _log.info("planned", why=why, tracks=len(schedule.tracks), policy=schedule.policy)
 
-    def _job(self, track: Track, passes: Mapping[tuple[int, datetime], Pass]) -> TrackJob | None:
+    def _job(
+        self,
+        track: Track,
+        passes: Mapping[tuple[int, datetime], Pass],
+        tracking: TrackingConfig,
+    ) -> TrackJob | None:
         found = passes.get((track.norad_id, track.pass_aos))
         if found is None:
             near = [
@@ -1264,8 +1320,7 @@ class Daemon:
         # The tracker tracks its pass from AOS to LOS: give it the scheduled part only, so
         # it never runs into the antenna's next track.
         part = dataclasses.replace(found, aos=aos, los=los, tca=tca)
-        sat = self._tracking_config().satellite(track.norad_id)
-        return TrackJob(part, sat)
+        return TrackJob(part, tracking.satellite(track.norad_id))
 
     def _publish_schedule(self) -> None:
         tracks = []

@@ -27,10 +27,12 @@ import dataclasses
 import heapq
 import itertools
 import time
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
+
+_T = TypeVar("_T")
 
 __all__ = ["LATE_S", "Clock", "ClockError", "ClockLag", "SystemClock", "VirtualClock", "ensure_utc"]
 
@@ -77,6 +79,11 @@ class Clock(Protocol):
         drop the timer. For timeouts that need no task of their own."""
         ...
 
+    async def compute(self, fn: Callable[..., _T], /, *args: object) -> _T:
+        """``fn(*args)``: CPU work of tens of milliseconds or more (a pass's pointing plan,
+        a simulated sky) that must not hold up the other loops while time flows."""
+        ...
+
 
 class SystemClock:
     """Real time."""
@@ -100,6 +107,11 @@ class SystemClock:
         handle = loop.call_later(max(0.0, seconds), _finish, future)
         future.add_done_callback(lambda _: handle.cancel())
         return future
+
+    async def compute(self, fn: Callable[..., _T], /, *args: object) -> _T:
+        """Run ``fn(*args)`` in a worker thread: a 10 Hz loop of another antenna keeps its
+        timing meanwhile (the thread hands the interpreter back every few milliseconds)."""
+        return await asyncio.to_thread(fn, *args)
 
     async def sleep_until(self, when: datetime) -> None:
         """Sleep until the wall clock reaches ``when``.
@@ -232,6 +244,15 @@ class VirtualClock:
         if self._speed is not None:
             self._arm(sleeper, loop)
         return sleeper.future
+
+    async def compute(self, fn: Callable[..., _T], /, *args: object) -> _T:
+        """Run ``fn(*args)``: inline when stepped (virtual time stands still meanwhile, and
+        a thread would finish at a step that depends on the machine), in a worker thread
+        when free-running (at 150x, 0.1 s of work inline is 15 s in which no other loop
+        runs; in a thread they get the interpreter back every few milliseconds)."""
+        if self._speed is None:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     async def _sleep_to(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -356,4 +357,34 @@ async def test_free_running_lag_counts_wake_ups_the_loop_delivered_late() -> Non
     assert (lag.wakeups, lag.late) == (1, 1)
     assert lag.late_max_s >= 25.0
     assert lag.late_fraction == 1.0
+    clock.stop_free_running()
+
+
+async def test_compute_runs_inline_when_stepped_and_off_the_loop_otherwise() -> None:
+    """compute() runs its work in the loop's own thread on a stepped clock (deterministic),
+    and in a worker thread on a free-running and on the system clock."""
+    clock = VirtualClock(T0)
+    here = threading.get_ident()
+    assert await clock.compute(threading.get_ident) == here
+    clock.start_free_running(100.0)
+    assert await clock.compute(threading.get_ident) != here
+    clock.stop_free_running()
+    assert await SystemClock().compute(threading.get_ident) != here
+
+
+async def test_free_running_compute_leaves_the_loop_running() -> None:
+    """While a free-running clock's compute() works, other tasks keep waking: the work
+    below can only end after a sleeper on the loop woke and said so."""
+    clock = VirtualClock(T0)
+    clock.start_free_running(1000.0)
+    woke = threading.Event()
+
+    async def other() -> None:
+        await clock.sleep(1.0)  # 1 ms of real time
+        woke.set()
+
+    task = asyncio.ensure_future(other())
+    # A blocking wait stands for CPU work; inline it would hang the loop (10 s timeout).
+    assert await clock.compute(woke.wait, 10.0) is True
+    await task
     clock.stop_free_running()

@@ -262,6 +262,15 @@ class Emitter:
     end: datetime
 
 
+@dataclass(frozen=True)
+class _WindowBatch:
+    """Windows of several satellites at one start, computed ahead (:meth:`SkyTruth.install`)."""
+
+    start: datetime
+    gate: dict[int, float]
+    windows: dict[int, tuple[SkyTrack | None, float, float]]
+
+
 class SkyTruth:
     """The true sky of a station's emitters, propagated one window at a time.
 
@@ -280,37 +289,78 @@ class SkyTruth:
         # starts, and one batch costs about what a single satellite's coarse look did.
         self._gates: list[tuple[datetime, dict[int, float]]] = []
         self._watched: set[int] = set()
+        self.propagated = 0
+        """Windows propagated by a reading (not computed ahead): each one held it up."""
 
     def watch(self, norad_ids: Iterable[int]) -> None:
         """Satellites whose windows will be asked for: their coarse look is one batch."""
         self._watched.update(norad_ids)
 
+    def watched(self) -> list[int]:
+        """The satellites whose windows will be asked for, in NORAD order."""
+        return sorted(self._watched)
+
     def window(self, norad_id: int, start: datetime) -> tuple[SkyTrack | None, float, float]:
         """The satellite's track over [start, start + TRUTH_WINDOW_S) (None: below the
         horizon all through it) and the span of track time (seconds) outside which it is
         below -1 deg of elevation."""
-        kept = self._windows.setdefault(norad_id, [])
-        for when, value in kept:
+        for when, value in self._windows.get(norad_id, ()):
             if when == start:
                 return value
         value = self._propagate(norad_id, start)
+        self._keep(norad_id, start, value)
+        return value
+
+    def has_window(self, start: datetime) -> bool:
+        """Whether the window at ``start`` is known for every watched satellite."""
+        return all(
+            any(when == start for when, _ in self._windows.get(n, ())) for n in self._watched
+        )
+
+    def compute_windows(self, norad_ids: Sequence[int], start: datetime) -> _WindowBatch:
+        """The windows at ``start`` of ``norad_ids`` and their coarse look, computed ahead
+        of the readings that need them. Reads only the predictor, so it may run in a worker
+        thread; :meth:`install` then keeps the result (in the loop's thread)."""
+        gate = self.predictor.max_elevation_deg(
+            norad_ids, self.station, start, TRUTH_WINDOW_S, _GATE_STEP_S
+        )
+        windows = {n: self._sample(n, start, gate[n]) for n in norad_ids}
+        return _WindowBatch(start, gate, windows)
+
+    def install(self, batch: _WindowBatch) -> None:
+        """Keep the windows of :meth:`compute_windows` (those already known stay as they
+        are: the same values, computed by a reading that came first)."""
+        gate = self._gate(batch.start)
+        for norad_id, peak_deg in batch.gate.items():
+            gate.setdefault(norad_id, peak_deg)
+        for norad_id, value in batch.windows.items():
+            if not any(when == batch.start for when, _ in self._windows.get(norad_id, ())):
+                self._keep(norad_id, batch.start, value)
+
+    def _keep(
+        self, norad_id: int, start: datetime, value: tuple[SkyTrack | None, float, float]
+    ) -> None:
+        kept = self._windows.setdefault(norad_id, [])
         kept.append((start, value))
         if len(kept) > 2:
-            del kept[0]
-        return value
+            # The earliest goes: a window computed ahead may have come before a late one.
+            kept.remove(min(kept, key=lambda item: item[0]))
+
+    def _gate(self, start: datetime) -> dict[int, float]:
+        """The coarse look of the window at ``start`` (filled as satellites are asked)."""
+        for when, kept in self._gates:
+            if when == start:
+                return kept
+        gate: dict[int, float] = {}
+        self._gates.append((start, gate))
+        if len(self._gates) > 2:
+            self._gates.remove(min(self._gates, key=lambda item: item[0]))
+        return gate
 
     def _peak_deg(self, norad_id: int, start: datetime) -> float:
         """The satellite's highest elevation on the coarse grid of the window at ``start``;
         the first satellite asked about a window has every watched one looked at with it."""
-        gate: dict[int, float] | None = None
-        for when, kept in self._gates:
-            if when == start:
-                gate = kept
-        if gate is None:
-            gate = {}
-            self._gates.append((start, gate))
-            if len(self._gates) > 2:
-                del self._gates[0]
+        gate = self._gate(start)
         if norad_id not in gate:
             ids = sorted((self._watched | {norad_id}) - gate.keys())
             gate.update(
@@ -321,12 +371,18 @@ class SkyTruth:
         return gate[norad_id]
 
     def _propagate(self, norad_id: int, start: datetime) -> tuple[SkyTrack | None, float, float]:
+        self.propagated += 1
+        return self._sample(norad_id, start, self._peak_deg(norad_id, start))
+
+    def _sample(
+        self, norad_id: int, start: datetime, peak_deg: float
+    ) -> tuple[SkyTrack | None, float, float]:
         # Full-length windows even past an emitter's end: the geometry is real there too,
         # and a short last window could be shorter than one step.
         end = start + timedelta(seconds=TRUTH_WINDOW_S)
         # A constellation puts hundreds of emitters on the air, most of them below the
         # horizon: a coarse look first spares them the fine sampling.
-        if self._peak_deg(norad_id, start) < _GATE_EL_DEG:
+        if peak_deg < _GATE_EL_DEG:
             return None, math.nan, math.nan
         track = SkyTrack.sample(
             self.predictor, self.station, norad_id, start, end, step_s=_TRUTH_STEP_S

@@ -323,20 +323,10 @@ class AntennaTracker:
 
     async def _track(self, job: TrackJob, report: TrackReport) -> None:
         sat = job.satellite
-        sky = SkyTrack.from_pass(self.predictor, self.station, job.pass_, step_s=_SKY_STEP_S)
         position = await self._position_now()
-        budget = (
-            LinkBudget.for_link(sat, self.link_config, self.beamwidth_deg)
-            if sat.downlink_hz is not None
-            else None
-        )
-        allowed = budget.allowed_error_deg(sky.range_km, sky.el_deg) if budget else None
-        plan = self.planner.plan(
-            sky,
-            now_s=sky.at_time(self.clock.now()),
-            position=position,
-            allowed_error_deg=allowed,
-            latency_s=self.latency_s,
+        # A plan takes milliseconds, a high pass's up to 0.1 s: off the loop while time flows.
+        sky, plan, budget = await self.clock.compute(
+            self._plan_pass, job, position, self.clock.now()
         )
         plan = self._allow_for_motion(plan, position)
         report.plan = plan
@@ -350,6 +340,28 @@ class AntennaTracker:
         await self._loop(job, sky, plan, radio)
         self._emit_pass_event(job, "los")
         self._set_mode("idle")
+
+    def _plan_pass(
+        self, job: TrackJob, position: Position, now: datetime
+    ) -> tuple[SkyTrack, PointingPlan, LinkBudget | None]:
+        """The pass's sky track, its pointing plan from ``position`` at ``now``, and its link
+        budget (None: no downlink). Pure: it may run in a worker thread."""
+        sat = job.satellite
+        sky = SkyTrack.from_pass(self.predictor, self.station, job.pass_, step_s=_SKY_STEP_S)
+        budget = (
+            LinkBudget.for_link(sat, self.link_config, self.beamwidth_deg)
+            if sat.downlink_hz is not None
+            else None
+        )
+        allowed = budget.allowed_error_deg(sky.range_km, sky.el_deg) if budget else None
+        plan = self.planner.plan(
+            sky,
+            now_s=sky.at_time(now),
+            position=position,
+            allowed_error_deg=allowed,
+            latency_s=self.latency_s,
+        )
+        return sky, plan, budget
 
     async def _loop(
         self, job: TrackJob, sky: SkyTrack, plan: PointingPlan, radio: _Radio | None

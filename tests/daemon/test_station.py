@@ -101,6 +101,12 @@ async def test_simulated_hours_track_publish_and_stop_mid_pass(
             assert outcome.reason
     stopped = [o for o in daemon.outcomes if o.reason and o.reason.startswith("daemon stopping")]
     assert {o.antenna for o in stopped} == set(tracking)
+    # The simulated radios' sky was computed ahead, window by window: no reading of the
+    # meter propagated it (each such reading held every loop up for tens of milliseconds).
+    truth = daemon.sky_truth
+    assert truth is not None
+    assert truth.watched()
+    assert truth.propagated == 0
     # Stowed for real (the twins), and said so.
     assert sorted(_parked(daemon)) == ["ant1", "ant2"]
     # Telemetry: the topics of the MQTT issue, each message valid against its schema.

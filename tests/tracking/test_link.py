@@ -431,3 +431,51 @@ def test_the_coarse_look_of_every_watched_satellite_is_one_batch_per_window(
         heard = [x for x in each if x is not None]
         assert got == (max(heard) if heard else None), when
     assert any(r is not None for r in readings)
+
+
+def test_windows_computed_ahead_read_as_the_lazy_ones_and_spare_the_readings(
+    seed_data: Seed,
+) -> None:
+    """A truth whose windows are computed ahead (compute_windows, then install) gives the
+    meter exactly the readings of a truth that propagates on demand, and no reading of it
+    propagates anything; has_window says which windows are ready."""
+    budget = LinkBudget(437e6, 0.0, -15.0, 1e9, 12.0, 30.0)
+    day0 = min(p.aos for p in seed_data.passes)
+    sats = sorted(
+        {p.norad_id for p in seed_data.passes if day0 <= p.aos < day0 + timedelta(hours=2)}
+    )
+    emitters = [Emitter(n, 437e6, budget, day0, day0 + timedelta(hours=3)) for n in sats[:8]]
+    ahead = SkyTruth(seed_data.predictor, seed_data.station)
+    lazy = SkyTruth(seed_data.predictor, seed_data.station)
+    models = [
+        LinkSignalModel(
+            seed_data.predictor, seed_data.station, lambda: (180.0, 45.0), emitters, truth=t
+        )
+        for t in (ahead, lazy)
+    ]
+    assert ahead.watched() == sorted({e.norad_id for e in emitters})
+    heard = 0
+    window = -1
+    for k in range(0, 2 * 3600, 13):
+        when = day0 + timedelta(seconds=k)
+        index = math.floor(k / TRUTH_WINDOW_S)
+        if index != window:  # the next window, as the daemon's sky task computes it
+            window = index
+            start = day0 + timedelta(seconds=(index + 1) * TRUTH_WINDOW_S)
+            if index == 0:
+                assert not ahead.has_window(day0)
+                ahead.install(ahead.compute_windows(ahead.watched(), day0))
+                assert ahead.has_window(day0)
+            assert not ahead.has_window(start)
+            ahead.install(ahead.compute_windows(ahead.watched(), start))
+            assert ahead.has_window(start)
+        got = models[0].snr_db(when, 437e6)
+        assert got == models[1].snr_db(when, 437e6), when
+        heard += got is not None
+    assert heard > 20
+    assert ahead.propagated == 0
+    assert lazy.propagated >= len(emitters) * 4
+    # A window a reading propagated first stays as it was when the same one is installed.
+    first = lazy.window(sats[0], day0 + timedelta(seconds=3 * TRUTH_WINDOW_S))
+    lazy.install(lazy.compute_windows(lazy.watched(), day0 + timedelta(seconds=3 * TRUTH_WINDOW_S)))
+    assert lazy.window(sats[0], day0 + timedelta(seconds=3 * TRUTH_WINDOW_S)) is first
