@@ -162,6 +162,7 @@ async def _run(
             config_path=path,
             settings=DaemonConfig(run_dir=run_dir),
             broker_url=broker.url,
+            freeze_heap=True,  # as groundlink run and demo do
         )
         task = asyncio.create_task(daemon.run())
         while daemon.state != "ready" and not task.done():
@@ -265,6 +266,7 @@ async def main() -> None:
                 config_path=path,
                 settings=DaemonConfig(run_dir=tmp / "r3"),
                 broker_url=broker.url,
+                freeze_heap=True,
             )
             task = asyncio.create_task(live.run())
             while live.state != "ready":
@@ -363,6 +365,7 @@ async def _run_free(
             config_path=path,
             settings=DaemonConfig(run_dir=run_dir),
             broker_url=broker.url,
+            freeze_heap=True,  # as groundlink run and demo do
             on_ready=lambda: clock.start_free_running(speed),
         )
         task = asyncio.create_task(daemon.run())

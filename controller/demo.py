@@ -265,6 +265,7 @@ async def _demo(
         broker_url=broker,
         run_dir=run_dir,
         on_ready=on_ready,
+        freeze_heap=True,
     )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop, "SIGTERM")

@@ -170,6 +170,7 @@ async def _run(cfg: GroundlinkConfig, path: Path, broker: str | None) -> int:
         broker_url=broker,
         run_dir=run_dir,
         notify_socket=os.environ.get("NOTIFY_SOCKET"),
+        freeze_heap=True,
     )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop, "SIGTERM")
