@@ -1347,7 +1347,8 @@ class Daemon:
         # The tracker tracks its pass from AOS to LOS: give it the scheduled part only, so
         # it never runs into the antenna's next track.
         part = dataclasses.replace(found, aos=aos, los=los, tca=tca)
-        return TrackJob(part, tracking.satellite(track.norad_id))
+        # The schedule's wrap side: the gap to this antenna's next track was timed from it.
+        return TrackJob(part, tracking.satellite(track.norad_id), side_az_deg=track.start_az_deg)
 
     def _publish_schedule(self) -> None:
         tracks = []

@@ -90,6 +90,9 @@ _MAX_AIM_AHEAD_S: Final = 60.0
 _WINDOW_SLACK_DEG: Final = 90.0
 """How far outside the best continuous variant's azimuths the optimised path may go."""
 _EPS: Final = 1e-9
+_SIDE_DEG: Final = 90.0
+"""A path starting within this of the schedule's start azimuth is on its wrap side (the
+sides of one pass start 180 deg (flip) or 360 deg (wrap) apart)."""
 
 
 # --------------------------------------------------------------------------- kinematics
@@ -362,6 +365,23 @@ class _Candidate:
     """True for a whole wrap/flip variant that fits the range (not held at a stop)."""
 
 
+def _az_moved_deg(track: SkyTrack, first_s: float) -> float:
+    """How far the satellite's azimuth moves (unwrapped) from AOS to ``first_s``: a plan
+    made after AOS starts that much away from the schedule's start azimuth."""
+    if first_s <= track.aos_s:
+        return 0.0
+    t = np.append(np.arange(track.aos_s, first_s, 1.0), first_s)
+    az, _ = track.directions(t)
+    unwrapped = np.degrees(np.unwrap(np.radians(az)))
+    return float(unwrapped[-1] - unwrapped[0])
+
+
+def _on_side(cand: _Candidate, side_az_deg: float) -> bool:
+    """Whether ``cand`` starts on the wrap side and flip of rotator azimuth ``side_az_deg``
+    (the sides of one pass start 180 or 360 deg apart)."""
+    return abs(float(cand.az[0]) - side_az_deg) <= _SIDE_DEG
+
+
 class PointingPlanner:
     """Builds :class:`PointingPlan` objects for one antenna on one rotator."""
 
@@ -392,11 +412,20 @@ class PointingPlanner:
         position: Position,
         allowed_error_deg: FloatArray | float | None = None,
         latency_s: float = 0.0,
+        side_az_deg: float | None = None,
     ) -> PointingPlan:
         """Plan ``track`` for a rotator at ``position`` and free from ``now_s`` (track frame).
 
         ``allowed_error_deg`` is the pointing error the link absorbs on the track's sample
         grid (or one number); default half the beamwidth.
+
+        ``side_az_deg``: the schedule's rotator azimuth at the start, which fixes its wrap
+        side and flip. The schedule timed the slew to the antenna's next track from where
+        this one ends on that side; the path nearest the rotator now may end 360 deg
+        away, and the next pass then starts with the antenna still slewing (seen: 159 deg
+        of error for a minute). So a path on the schedule's side (starting within 90 deg
+        of it) wins over any other that loses no more of the link, even if it needs more
+        travel or points less well inside what the link absorbs.
         """
         caps = self.caps
         step = self.settings.plan_step_s
@@ -408,12 +437,17 @@ class PointingPlanner:
         allowed = self._allowed_on(track, t, allowed_error_deg)
         budgeted = allowed_error_deg is not None
         candidates = self._candidates(sat_az, sat_el)
+        side = None if side_az_deg is None else side_az_deg + _az_moved_deg(track, first)
         evaluations: list[tuple[_Candidate, PlanEvaluation]] = []
         for cand in candidates:
             evaluations.append(
                 (cand, self._evaluate(cand, t, sat_az, sat_el, allowed, now_s, position, latency_s))
             )
-        best = min(evaluations, key=lambda ce: self._score(ce[0], ce[1]))
+
+        def score(ce: tuple[_Candidate, PlanEvaluation]) -> tuple[float, ...]:
+            return self._score(ce[0], ce[1], side)
+
+        best = min(evaluations, key=score)
         if best[1].outage_s > 0 or not best[1].feasible:
             window = self._window(evaluations)
             for dp_cand in self._optimised(t, sat_az, sat_el, allowed, now_s, position, window):
@@ -425,9 +459,9 @@ class PointingPlanner:
                         ),
                     )
                 )
-            best = min(evaluations, key=lambda ce: self._score(ce[0], ce[1]))
+            best = min(evaluations, key=score)
         cand, evaluation = best
-        reason = self._reason(cand, evaluation, evaluations)
+        reason = self._reason(cand, evaluation, evaluations, side)
         start = Position(float(cand.az[0]), float(cand.el[0]))
         travel = travel_time_s(caps, position, start)
         prepos = max(now_s, float(t[0]) - travel - self.settings.preposition_margin_s - latency_s)
@@ -647,24 +681,43 @@ class PointingPlanner:
             feasible=feasible,
         )
 
-    def _score(self, cand: _Candidate, ev: PlanEvaluation) -> tuple[float, float, float, int]:
+    def _score(
+        self, cand: _Candidate, ev: PlanEvaluation, side_az_deg: float | None = None
+    ) -> tuple[float, ...]:
         err_units = math.floor(ev.max_error_deg / self.deadband_deg)
-        return (round(ev.outage_s, 3), float(err_units), round(ev.travel_deg, 1), int(cand.flipped))
+        off_side = float(side_az_deg is not None and not _on_side(cand, side_az_deg))
+        return (
+            round(ev.outage_s, 3),
+            off_side,
+            float(err_units),
+            round(ev.travel_deg, 1),
+            int(cand.flipped),
+        )
 
     def _reason(
         self,
         cand: _Candidate,
         ev: PlanEvaluation,
         evaluations: Sequence[tuple[_Candidate, PlanEvaluation]],
+        side_az_deg: float | None = None,
     ) -> str:
         others = [(c, e) for c, e in evaluations if c is not cand]
         if not others:
             return f"{cand.name}: the only path inside the limits ({ev.summary()})"
-        runner_c, runner_e = min(others, key=lambda ce: self._score(ce[0], ce[1]))
+        runner_c, runner_e = min(others, key=lambda ce: self._score(ce[0], ce[1], side_az_deg))
         if runner_e.outage_s > ev.outage_s:
             why = f"{runner_c.name} would lose {runner_e.outage_s:.1f} s"
             if not runner_e.feasible:
                 why += " (needs more than the rotator's rate or acceleration)"
+        elif (
+            side_az_deg is not None
+            and _on_side(cand, side_az_deg)
+            and not _on_side(runner_c, side_az_deg)
+        ):
+            why = (
+                f"the schedule's wrap side (its slew to the next track starts there); "
+                f"{runner_c.name} ends elsewhere"
+            )
         elif math.floor(runner_e.max_error_deg / self.deadband_deg) > math.floor(
             ev.max_error_deg / self.deadband_deg
         ):

@@ -109,6 +109,9 @@ class TrackJob:
 
     pass_: Pass
     satellite: SatelliteLinkConfig
+    side_az_deg: float | None = None
+    """The schedule's rotator azimuth at AOS: its wrap side and flip, which the plan keeps
+    when that loses nothing (the schedule timed the slew to the next track from there)."""
 
     @property
     def aos(self) -> datetime:
@@ -360,6 +363,7 @@ class AntennaTracker:
             position=position,
             allowed_error_deg=allowed,
             latency_s=self.latency_s,
+            side_az_deg=job.side_az_deg,
         )
         return sky, plan, budget
 

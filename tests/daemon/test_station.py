@@ -101,6 +101,18 @@ async def test_simulated_hours_track_publish_and_stop_mid_pass(
             assert outcome.reason
     stopped = [o for o in daemon.outcomes if o.reason and o.reason.startswith("daemon stopping")]
     assert {o.antenna for o in stopped} == set(tracking)
+    # Every track was flown on the schedule's wrap side: the slews between an antenna's
+    # tracks were timed for it (another side may end 360 deg away from the next start).
+    for ant in daemon.antennas.values():
+        assert ant.tracker is not None
+        sides = {(j.pass_.norad_id, j.aos): j.side_az_deg for j in ant.jobs}
+        flown = [r for r in ant.tracker.reports if r.plan is not None]
+        assert flown
+        for report in flown:
+            side = sides[(report.norad_id, report.aos)]
+            assert side is not None
+            assert report.plan is not None
+            assert abs(float(report.plan.az_deg[0]) - side) <= 90.0, (ant.id, report.variant)
     # The simulated radios' sky was computed ahead, window by window: no reading of the
     # meter propagated it (each such reading held every loop up for tens of milliseconds).
     truth = daemon.sky_truth

@@ -356,3 +356,46 @@ def test_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="beamwidth_deg"):
         PointingPlanner(caps(), 0.0)
     assert math.isfinite(PointingPlanner(caps(), 5.0).deadband_deg)
+
+
+def _two_sided(seed_data: Seed) -> tuple[SkyTrack, RotatorCapabilities, float, float]:
+    """A pass and a -180..540 rotator (ant2's) on which it fits on two wrap sides: the
+    track, the rotator and the two sides' start azimuths (the lower first)."""
+    c = caps(540.0, 90.0, rate=4.0, accel=4.0, az_min=-180.0)
+    p = next(p for p in seed_data.passes if not p.flags and 20.0 < p.max_el_deg < 60.0)
+    track = SkyTrack.from_pass(seed_data.predictor, seed_data.station, p)
+    plan = PointingPlanner(c, 6.0).plan(track, now_s=-600.0, position=Position(0.0, 90.0))
+    start = plan.start_position.az_deg
+    other = start - 360.0 if start - 360.0 >= c.az_min_deg else start + 360.0
+    assert c.az_min_deg <= other <= c.az_max_deg
+    return track, c, min(start, other), max(start, other)
+
+
+def test_the_schedules_wrap_side_wins_over_a_shorter_move(seed_data: Seed) -> None:
+    """With the rotator next to one wrap side, the plan takes that side unless the schedule
+    names the other (its next slew was timed from there), which it then keeps, losing
+    nothing and saying why."""
+    track, c, low, high = _two_sided(seed_data)
+    planner = PointingPlanner(c, 6.0)
+    near_low = Position(low + 5.0, 20.0)
+    free = planner.plan(track, now_s=-600.0, position=near_low)
+    assert abs(free.start_position.az_deg - low) < 1.0
+    kept = planner.plan(track, now_s=-600.0, position=near_low, side_az_deg=high)
+    assert abs(kept.start_position.az_deg - high) < 1.0
+    assert kept.evaluation.outage_s == 0.0
+    assert "schedule's wrap side" in kept.reason
+    near_high = Position(high - 5.0, 20.0)
+    back = planner.plan(track, now_s=-600.0, position=near_high, side_az_deg=low)
+    assert abs(back.start_position.az_deg - low) < 1.0
+
+
+def test_a_schedule_side_out_of_reach_in_time_is_not_kept(seed_data: Seed) -> None:
+    """Two seconds before AOS at one side's start, the other side (360 deg away, 90 s at
+    4 deg/s) would lose the pass's start: the plan stays on the side it is at."""
+    track, c, low, high = _two_sided(seed_data)
+    planner = PointingPlanner(c, 6.0)
+    at_low = planner.plan(track, now_s=-600.0, position=Position(0.0, 90.0), side_az_deg=low)
+    there = at_low.start_position
+    late = planner.plan(track, now_s=track.aos_s - 2.0, position=there, side_az_deg=high)
+    assert abs(late.start_position.az_deg - low) < 1.0
+    assert late.evaluation.late_s < 5.0
