@@ -26,6 +26,7 @@ from rich.text import Text
 from controller.config import ConfigError, load_config
 from controller.daemon import EXIT_CONFIG, Daemon, DaemonError
 from controller.daemon_config import daemon_config_of
+from controller.logs import loop_exception_handler
 from controller.telemetry.broker import EmbeddedBroker, EmbeddedBrokerError
 from firmware_bridge.clock import LATE_S, ClockLag, SystemClock, VirtualClock
 
@@ -268,6 +269,7 @@ async def _demo(
         freeze_heap=True,
     )
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_exception_handler)
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop, "SIGTERM")
     loop.add_signal_handler(signal.SIGINT, daemon.request_stop, "SIGINT")
     loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)

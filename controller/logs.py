@@ -7,13 +7,15 @@ take the station down.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import sys
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "loop_exception_handler"]
 
 
 class _SafeWriter:
@@ -64,4 +66,28 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=_SafeWriter(out)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
+    )
+
+
+def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's handler for errors no task awaited: one log line, no traceback.
+
+    asyncio's default prints a traceback to stderr. The one seen here: aiomqtt registers
+    its socket with the loop through a callback scheduled from paho, and when the
+    connection closes before that callback runs (a broker restart, a shutdown) it fails
+    with EBADF. Nothing is lost then (the publisher reconnects and resends), so it is a
+    debug line; anything else is an error line naming the callback and the exception.
+    """
+    exc = context.get("exception")
+    source = context.get("handle") or context.get("future") or context.get("task")
+    where = repr(source)[:200] if source is not None else None
+    log = structlog.get_logger("groundlink.loop")
+    if isinstance(exc, OSError) and exc.errno == errno.EBADF:
+        log.debug("socket closed before the loop watched it", callback=where)
+        return
+    log.error(
+        "event loop callback failed",
+        message=str(context.get("message", "")),
+        callback=where,
+        error=f"{type(exc).__name__}: {exc}" if exc is not None else None,
     )

@@ -24,6 +24,7 @@ from controller.daemon import (
     rotator_capabilities,
 )
 from controller.daemon_config import daemon_config_of
+from controller.logs import loop_exception_handler
 from controller.orbit.catalog import Catalog
 from controller.orbit.refresh import TleRefresher
 from controller.scheduler import SchedulerInputError, antennas_from_config, satellites_from_config
@@ -173,6 +174,7 @@ async def _run(cfg: GroundlinkConfig, path: Path, broker: str | None) -> int:
         freeze_heap=True,
     )
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_exception_handler)
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop, "SIGTERM")
     loop.add_signal_handler(signal.SIGINT, daemon.request_stop, "SIGINT")
     loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
