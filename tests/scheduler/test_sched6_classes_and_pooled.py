@@ -69,19 +69,29 @@ def test_pooled_prices_bound_is_valid_and_above_first_prices(seed: int) -> None:
     assert bound >= exact_reference(problem) - 1e-6
 
 
+def _first_and_pooled_bounds(problem: Problem) -> tuple[float, float]:
+    """The Lagrangian bounds at the first prices and at the pooled prices (both capped)."""
+    solver = _Solver(problem)
+    cap = _cap_on_cells(problem, solver)
+    cells = solver.priced_cells()
+    bounds = []
+    for prices in (
+        _initial_prices(problem, solver).ravel()[cells],
+        _pooled_prices(problem, solver),
+    ):
+        capped = np.minimum(prices, cap)
+        relaxed = _relaxed(solver, capped, on_cells=True)
+        bounds.append(sum(v for v, _ in relaxed) + float(capped.sum()))
+    return bounds[0], bounds[1]
+
+
 def test_pooled_prices_lower_the_first_bound_somewhere() -> None:
     """On some of the several-station instances the pooled prices bound lower than the
     first prices (what the side bound is for)."""
     lower = 0
     for seed in range(8):
         problem = _stations_instance(seed)
-        solver = _Solver(problem)
-        cap = _cap_on_cells(problem, solver)
-        cells = solver.priced_cells()
-        first = np.minimum(_initial_prices(problem, solver).ravel()[cells], cap)
-        pooled = np.minimum(_pooled_prices(problem, solver), cap)
-        b_first = sum(v for v, _ in _relaxed(solver, first, on_cells=True)) + float(first.sum())
-        b_pool = sum(v for v, _ in _relaxed(solver, pooled, on_cells=True)) + float(pooled.sum())
+        b_first, b_pool = _first_and_pooled_bounds(problem)
         lower += b_pool < b_first - 1e-6
     assert lower > 0
 
@@ -101,13 +111,7 @@ def test_several_stations_keep_the_side_bound(seed: int) -> None:
     the pooled prices' (both valid); after more iterations it stays valid and no higher,
     and the plan stays feasible and below the exact optimum."""
     problem = _stations_instance(seed)
-    solver = _Solver(problem)
-    cap = _cap_on_cells(problem, solver)
-    cells = solver.priced_cells()
-    first = np.minimum(_initial_prices(problem, solver).ravel()[cells], cap)
-    pooled = np.minimum(_pooled_prices(problem, solver), cap)
-    b_first = sum(v for v, _ in _relaxed(solver, first, on_cells=True)) + float(first.sum())
-    b_pool = sum(v for v, _ in _relaxed(solver, pooled, on_cells=True)) + float(pooled.sum())
+    b_first, b_pool = _first_and_pooled_bounds(problem)
     one = solve_optimal(problem, milp_max_vars=0, max_iterations=1)
     reference = feasible_and_bracketed(problem, one)
     if one.upper_bound > one.objective + 1e-9:
