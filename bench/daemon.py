@@ -9,8 +9,10 @@
    processes on a shared machine slow the wall figure down), and per phase (this process's
    CPU time only): 10 s steps with no antenna, one antenna or
    both antennas tracking (counted from the pointing samples of the step).
-   Also the same on the free-running clock at ``--speed`` (what ``groundlink demo`` does),
-   with the pointing error it achieved (a loop that cannot keep up shows as error).
+   Also the same on the free-running clock at ``--speed``, with the pointing error it
+   achieved (a loop that cannot keep up shows as error), and paced: stepped at up to
+   ``--speed`` (what ``groundlink demo`` does), with the speed achieved (a machine that
+   cannot keep up runs slower, with exact figures).
 2. Real time: ``--real-s`` seconds during passes on a clock running at real speed: CPU use
    of the process (getrusage) and the lateness of every short sleep (p50/p99/max), for the
    antennas' control loops (the tracker tasks) and for every task.
@@ -44,7 +46,7 @@ from controller.daemon_config import DaemonConfig  # noqa: E402
 from controller.logs import configure_logging  # noqa: E402
 from controller.telemetry.broker import BrokerEngine, EmbeddedBroker  # noqa: E402
 from controller.telemetry.commands import TrackCommand  # noqa: E402
-from firmware_bridge.clock import LATE_S, Clock, SystemClock, VirtualClock  # noqa: E402
+from firmware_bridge.clock import LATE_S, Clock, Pace, SystemClock, VirtualClock  # noqa: E402
 
 _T = TypeVar("_T")
 
@@ -251,6 +253,16 @@ async def main() -> None:
             f"  clock lag: {lag.wakeups} wake-ups, {100 * lag.late_fraction:.1f} % more than "
             f"{LATE_S:g} s late (virtual), latest {lag.late_max_s:.1f} s"
         )
+        clock = VirtualClock(T0)
+        clock.start_free_running(1.0)
+        pace = Pace(args.speed)
+        daemon, real_s = await _run_free(path, tmp / "r2p", clock, sim_s, args.speed, pace)
+        took = f"{args.hours:g} h at up to {args.speed:g}x took {real_s:.1f} s"
+        print(f"paced       : {took} ({pace.achieved:.0f}x); {_describe(daemon)}")
+        print(
+            f"  behind the pace {pace.behind} times, {pace.behind_s:.0f} s of virtual time "
+            "forgiven; every wake-up at its deadline"
+        )
         # Real time, during passes: start where both antennas track (else where one does).
         first = _busiest_moment(daemon)
         base = VirtualClock(first)
@@ -355,9 +367,25 @@ def _busiest_moment(daemon: Daemon) -> datetime:
 
 
 async def _run_free(
-    path: Path, run_dir: Path, clock: VirtualClock, seconds: float, speed: float
+    path: Path,
+    run_dir: Path,
+    clock: VirtualClock,
+    seconds: float,
+    speed: float,
+    pace: Pace | None = None,
 ) -> tuple[Daemon, float]:
+    """Free-running at ``speed`` once ready, or (with ``pace``) stepped at up to ``speed``
+    as ``groundlink demo`` does."""
     real = SystemClock()
+    pacer: list[asyncio.Task[None]] = []
+
+    def on_ready() -> None:
+        if pace is None:
+            clock.start_free_running(speed)
+            return
+        clock.stop_free_running()
+        pacer.append(asyncio.create_task(clock.run_paced(speed, pace=pace)))
+
     async with _broker() as broker:
         daemon = Daemon(
             load_config(path),
@@ -366,7 +394,7 @@ async def _run_free(
             settings=DaemonConfig(run_dir=run_dir),
             broker_url=broker.url,
             freeze_heap=True,  # as groundlink run and demo do
-            on_ready=lambda: clock.start_free_running(speed),
+            on_ready=on_ready,
         )
         task = asyncio.create_task(daemon.run())
         while daemon.state != "ready":
@@ -376,6 +404,8 @@ async def _run_free(
         elapsed = real.monotonic() - t0
         daemon.request_stop("bench")
         await task
+        for t in pacer:
+            t.cancel()
     return daemon, elapsed
 
 

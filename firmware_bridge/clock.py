@@ -34,7 +34,16 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 _T = TypeVar("_T")
 
-__all__ = ["LATE_S", "Clock", "ClockError", "ClockLag", "SystemClock", "VirtualClock", "ensure_utc"]
+__all__ = [
+    "LATE_S",
+    "Clock",
+    "ClockError",
+    "ClockLag",
+    "Pace",
+    "SystemClock",
+    "VirtualClock",
+    "ensure_utc",
+]
 
 _SETTLE_ROUNDS = 1000
 """Rounds after which a settling gives up waiting for the loop to go idle (a busy task)."""
@@ -157,6 +166,25 @@ class ClockLag:
     def late_fraction(self) -> float:
         """The share of wake-ups that were late (0 with none)."""
         return self.late / self.wakeups if self.wakeups else 0.0
+
+
+@dataclass(slots=True)
+class Pace:
+    """How a paced run (:meth:`VirtualClock.run_paced`) went."""
+
+    speed: float
+    """The speed asked for (virtual seconds per real second, at most)."""
+    virtual_s: float = 0.0
+    real_s: float = 0.0
+    behind: int = 0
+    """Times the machine fell more than ``max_behind_s`` behind the pace (then forgiven)."""
+    behind_s: float = 0.0
+    """Virtual seconds forgiven so: the machine's shortfall against the asked speed."""
+
+    @property
+    def achieved(self) -> float:
+        """Virtual seconds per real second so far (0 before any real time passed)."""
+        return self.virtual_s / self.real_s if self.real_s > 0 else 0.0
 
 
 @dataclass(slots=True)
@@ -357,6 +385,59 @@ class VirtualClock:
     def _drop_done(self) -> None:
         while self._heap and self._heap[0][2].future.done():
             heapq.heappop(self._heap)
+
+    # -- paced stepping ------------------------------------------------------
+    async def run_paced(
+        self,
+        speed: float,
+        *,
+        pace: Pace | None = None,
+        max_behind_s: float = LATE_S,
+        slice_s: float = 0.05,
+    ) -> None:
+        """Step a manual clock at up to ``speed`` x real time until cancelled.
+
+        Free-running at a speed the machine cannot sustain wakes sleepers late: at 1000x a
+        loop busy for 0.1 s is 100 s in which no antenna moves, and the pointing is wrong.
+        Paced, every wake-up is a step of the manual clock (each sleeper sees its own
+        deadline, in deadline order, as in the tests), and steps wait in real time until
+        ``speed`` allows them. A machine that cannot keep up runs as fast as it can; time
+        it fell more than ``max_behind_s`` (virtual) behind is forgiven rather than caught
+        up in a burst, so the achieved speed is the lower of ``speed`` and the machine's,
+        with every figure exact. Between steps the loop runs real I/O (sockets, ptys) for
+        up to ``slice_s`` of real time at a time. ``pace`` collects how it went.
+        """
+        if not speed > 0:
+            raise ClockError(f"speed factor must be > 0, got {speed}")
+        if self._speed is not None:
+            raise ClockError("run_paced drives a manual clock; stop free-running first")
+        pace = pace if pace is not None else Pace(speed)
+        real0 = last_real = time.monotonic()
+        virtual0 = start_v = self._mono
+        try:
+            while True:
+                now_real = time.monotonic()
+                pace.real_s += now_real - last_real
+                last_real = now_real
+                allowed = virtual0 + speed * (now_real - real0)
+                due = self.next_deadline()
+                if due is not None and due <= allowed:
+                    if allowed - due > max_behind_s:
+                        # Behind the pace: forgive all but max_behind_s of it (no burst).
+                        forgiven = allowed - due - max_behind_s
+                        pace.behind += 1
+                        pace.behind_s += forgiven
+                        virtual0 -= forgiven
+                        allowed -= forgiven
+                    await self._run_to(allowed)
+                else:
+                    # Nothing due yet: real I/O has the loop until it is (a slice at most).
+                    wait_v = slice_s * speed if due is None else due - allowed
+                    await asyncio.sleep(min(wait_v / speed, slice_s))
+                pace.virtual_s = self._mono - start_v
+        finally:
+            pace.virtual_s = self._mono - start_v
+            pace.real_s += time.monotonic() - last_real
 
     # -- wall-clock steps (for clock-jump tests) -----------------------------
     def jump_wall(self, seconds: float) -> None:

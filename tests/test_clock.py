@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from firmware_bridge.clock import Clock, ClockError, SystemClock, VirtualClock
+from firmware_bridge.clock import Clock, ClockError, Pace, SystemClock, VirtualClock
 
 T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
@@ -387,4 +387,65 @@ async def test_free_running_compute_leaves_the_loop_running() -> None:
     # A blocking wait stands for CPU work; inline it would hang the loop (10 s timeout).
     assert await clock.compute(woke.wait, 10.0) is True
     await task
+    clock.stop_free_running()
+
+
+async def test_paced_stepping_never_runs_ahead_of_the_speed_and_wakes_on_time() -> None:
+    """Paced at 200x, a 1 s periodic loop wakes at exactly each of its deadlines, and
+    virtual time never gets ahead of 200 x the real time elapsed."""
+    clock = VirtualClock(T0)
+    real = SystemClock()
+    pace = Pace(200.0)
+    seen: list[float] = []
+    ahead: list[float] = []
+    start = real.monotonic()
+
+    async def loop() -> None:
+        for k in range(1, 41):
+            await clock.sleep(1.0)
+            seen.append(clock.monotonic() - k)
+            ahead.append(clock.monotonic() - 200.0 * (real.monotonic() - start))
+
+    pacer = asyncio.ensure_future(clock.run_paced(200.0, pace=pace))
+    await loop()
+    pacer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pacer
+    assert seen == [0.0] * 40  # each wake-up at its own deadline
+    assert max(ahead) <= 1e-6  # never ahead of the pace
+    assert 150.0 < pace.achieved <= 200.0 * 1.001
+    assert pace.behind == 0
+
+
+async def test_paced_stepping_on_a_slow_machine_stays_exact_and_forgives_the_shortfall() -> None:
+    """At 2000x with 2 ms of real work per 1 s step (about 500x at most), every wake-up is
+    still at its own deadline; the pace counts the shortfall and the achieved speed shows
+    it, and no burst follows (the clock is never more than max_behind_s behind)."""
+    clock = VirtualClock(T0)
+    real = SystemClock()
+    pace = Pace(2000.0)
+    late: list[float] = []
+
+    async def busy() -> None:
+        for k in range(1, 101):
+            await clock.sleep(1.0)
+            late.append(clock.monotonic() - k)
+            t = real.monotonic()
+            while real.monotonic() - t < 0.002:
+                pass  # CPU work the machine cannot do at 2000x
+
+    pacer = asyncio.ensure_future(clock.run_paced(2000.0, pace=pace))
+    await busy()
+    pacer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pacer
+    assert late == [0.0] * 100
+    assert pace.behind > 0
+    assert pace.behind_s > 0.0
+    assert pace.achieved < 1000.0
+    assert pace.virtual_s == pytest.approx(100.0, abs=1.0)
+    # Refused while free-running (the steps would fight the free-running timers).
+    clock.start_free_running(10.0)
+    with pytest.raises(ClockError, match="free-running"):
+        await clock.run_paced(100.0)
     clock.stop_free_running()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -76,3 +77,35 @@ async def test_demo_with_stdout_on_dev_full_exits_0(
         os.close(full)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"Traceback" not in err, err.decode()[-2000:]
+
+
+async def test_demo_summary_says_the_clock_was_stepped_at_most_at_the_speed(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    """The demo steps its clock at up to --speed: the summary's clock row names the speed
+    asked for and an achieved speed after start-up no higher than it."""
+    broker = await mosquitto_factory()
+    config = tmp_path / "station.toml"
+    config.write_text(station_config_text(horizon_h=1.0))
+    env = dict(os.environ, GROUNDLINK_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(ROOT))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        str(config),
+        broker.url,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    text = " ".join(out.decode().split())
+    found = re.search(r"stepped at up to 600x: (\d+)x after start-up", text)
+    assert found is not None, text[-1500:]
+    assert 0 < int(found.group(1)) <= 606
