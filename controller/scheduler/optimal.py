@@ -44,6 +44,20 @@ takes about 35 ms instead of 300 ms, its values 8 instead of 25 and its backtrac
 instead of 60 (measured); loading numba and the cached kernels costs a process about
 1 s of CPU once.
 
+The rotator's reach is geometry, the same in every DP of a layout: from a layout's
+second sweep on, the compiled sweep reads it off a table of bit masks (per cell and
+lag, the source slots it reaches; :meth:`_Layout.near_bits`, the same float32
+comparisons made once, about 21 ms and 10 MB on the 7-day bench) instead of comparing
+angles per DP. Counted on the bench's sweeps, a quarter of the starts found none of
+their source row's four best ends in reach and scanned the whole row (31 slots, two
+comparisons each); with the masks a start skips a row that has no reached end at once
+and scans only the reached slots. A sweep about 30 -> 22 ms (7 days, four antennas,
+median of 12 interleaved); the whole solver for 20 iterations (the same plans and
+bounds) 2.71 -> 2.27 s CPU with four antennas, 2.03 -> 1.86 s with two and 7.15 ->
+6.08 s for three stations (median of 5 interleaved, load about 1.8; measured). Tried
+and not kept: longer lists of a row's best ends (6, 8, 12, 16 instead of 4: no faster),
+branch-free checks of the list (slower), the lags in the other order (no faster).
+
 Several antennas and stations
 -----------------------------
 The antennas are coupled by "a satellite on at most one antenna at a time" (also across
@@ -76,8 +90,10 @@ stations, which removes redundant contacts) and by the per-day contact limits.
    turn, each avoiding the previous ones' steps, on the Lagrangian prices plus how much
    the re-priced prices of step 2 differ from the first ones (:func:`_sequential_many`);
    with more than two antennas, a better plan found so has its first antenna re-planned
-   on plain values against the others (one DP); at the end each antenna re-planned
-   against the others, while that pays.
+   on plain values against the others (one DP); every ``_AVERAGE_EVERY`` iterations
+   also the bound at a moving average of the iterates' prices (one DP per class), kept
+   as a side bound (the subgradient goes on from the iterates); at the end each antenna
+   re-planned against the others, while that pays.
 
 Steps 3-4 stop when ``deadline()`` says so (the bounded-time mode): the result always
 carries a valid upper bound, hence its optimality gap.
@@ -126,6 +142,41 @@ subgradient 3,399.2k/3,394.9k/3,392.5k):
   first antenna alone there: 0.706 % instead of 0.676 % (a budget of 24 DPs, about
   the 2 s one; kept after the heuristics instead, step 4).
 
+Then (same budget): the reach bit masks (Compiled kernels, above) cut the CPU of 20
+iterations by 16 % (four antennas) and 8 % (two), the same plans and bounds; the
+average's side bound (``_AVERAGE_EVERY``) lowers the bound at a fixed iteration count
+(24 iterations: four antennas 0.595 % gap instead of 0.626 %, two 0.682 % instead of
+0.777 %). On the 2 s bench these are within the noise of a shared machine (load 2-3:
+12-20 iterations per run for the same code; three bench runs interleaved with the
+code before, median of 3 each: four antennas 0.674 / 0.738 / 0.685 % gap against
+0.719 / 0.685 / 0.673 %, two 0.885 / 0.986 / 1.243 % against 1.042 / 0.905 / 0.953 %).
+In one process, interleaved with both turned off (the code before), median of 6, load
+about 2.2: four antennas 0.721 % gap instead of 0.770 %, two 0.907 % instead of
+1.088 %; the average alone (median of 5): two antennas 0.805 % instead of 0.860 %,
+four 0.673 % and 0.665 % (noise). What limits the 2 s gap is unchanged: about 20 iterations,
+a bound 0.15-0.2 % above the 300-iteration one and a plan 0.18 % below that run's, and
+the gap after 300 iterations still 0.33 %. Tried and not kept (7 days, four antennas,
+fixed iteration counts; measured):
+
+* a Polyak step per block of time (1, 6 or 24 h; each block's share of the gap,
+  ``p (1 - coverage) + value (coverage - incumbent)`` summed over its cells, over its
+  share of the subgradient's norm): the bound stayed at the first one for 15
+  iterations; the global step scaled per block by that ratio clipped to 1/1.5..1.5,
+  1/2..2 or 1/3..3: 0.79-0.86 % gap after 15 iterations instead of 0.68 %,
+  0.58-0.66 % after 30 instead of 0.62 %;
+* composed prices: per block of 1-24 h the prices of the iterate whose share of the
+  dual value there was lowest, evaluated every third iteration and stepped on from
+  when better: the blocks' sum promised 3,395,150 where the DP (its tracks cross the
+  blocks) gave 3,398,500, and the subgradient after the jumps did no better (30
+  iterations plus 7-10 such DPs: 3,392.1-3,392.7k against 3,392.6k without);
+* no jump of the step when the early half factor ends (theta carried on halved, or
+  halved throughout): 0.747 % gap after 12 iterations instead of 0.812 %, within
+  0.003 % from 16 on;
+* in the compiled sweep, longer lists of a row's best ends, branch-free checks of the
+  list and the lags in the other order (above); the sweep's arrays kept per layout and
+  reused (no fresh pages per DP): 20 iterations 2.66 s CPU instead of 2.72 (four
+  antennas, median of 5 interleaved), within the noise.
+
 Where the gap was, and what closed most of it (the seed constellation, four antennas at
 one station): over 24 h, 60 iterations left a 2.0-2.1 % gap, of which the bound
 accounted for at most 0.2-0.3 %. The plain antennas in turn gave the first antennas
@@ -156,9 +207,10 @@ worth at most the exact optimum ``DP_a`` of that antenna's DP on the priced valu
 (the per-day limits are dropped there, which only allows more plans). So every price
 vector the method tries, clipped to ``p >= 0`` (the caps only restrict where it
 searches), gives an upper bound; ``p = 0`` is "every antenna alone"; the pooled prices
-of step 1 are such a vector too, and the smaller of two valid bounds is valid. Identical
-antennas share one DP (same windows, same priced values, same optimum). The MILP's
-bound is HiGHS's dual bound, or the plan itself when HiGHS proves optimality.
+of step 1 are such a vector too, and so is the moving average of step 4 (a weighted sum
+of price vectors >= 0, with weights >= 0), and the smaller of two valid bounds is valid.
+Identical antennas share one DP (same windows, same priced values, same optimum). The
+MILP's bound is HiGHS's dual bound, or the plan itself when HiGHS proves optimality.
 """
 
 from __future__ import annotations
@@ -190,6 +242,10 @@ _EMPTY_F = np.zeros(0)
 _EMPTY_B = np.zeros(0, dtype=bool)
 # Largest precomputed near-handover table (one byte per entry).
 _NEAR_CELLS_MAX = 64_000_000
+# Largest table of the compiled sweep's reach bit masks (cells x lags, one int64 each;
+# see _Layout.near_bits): 7 days, one station, about 10 MB. 0 turns them off.
+_NEAR_BITS_MAX = 64_000_000
+_NO_BITS = np.zeros((0, 1), dtype=np.int64)
 # Lagrangian iterations between two runs of the Lagrangian heuristic.
 _HEURISTIC_EVERY = 10
 # In between, the quick heuristic (the current prices only) every this many: better
@@ -228,6 +284,23 @@ _THETA0 = 2.0
 # and two antennas do best with 2 from the start (37 iterations: 0.68 % gap, 0.76 %
 # with 1; all measured on deterministic iteration counts but the 30 s runs).
 _EARLY_ITERATIONS = 8
+# Every this many iterations, the bound at a moving average of the iterates' prices
+# (each iterate weighs _AVERAGE_WEIGHT, the average before it the rest) is also
+# computed (one DP per class), and kept beside the subgradient's as a side bound. The
+# iterates oscillate around the dual optimum; their average lies nearer to it. 7 days,
+# fixed iteration counts: two antennas, after 24 iterations (and 6 such DPs) 2,194,381
+# instead of 2,196,527 (-0.10 %; gap 0.68 % instead of 0.78 %), the average's bound below
+# the iterates' best at 16 iterations by 0.14 %; four antennas after 24, 3,391,760
+# instead of 3,392,923 (gap 0.595 % instead of 0.626 %), but above the bound the DPs
+# it costs would have bought before about 20 iterations. 2 s CPU budget, interleaved
+# (median of 5): two antennas 0.805 % instead of 0.860 %, four 0.673 % and 0.665 %
+# (noise). Stepping on from the average when it is better (a restart there) lowered
+# the bound as much but gave worse plans (two antennas 2,174,670 instead of 2,177,190
+# at the 2 s budget), and so did the quick heuristic on the averaged prices (four
+# antennas, 2 s: 0.835 % gap; all measured). A weight of 0.2 did about as well, 0.15
+# every 5 iterations worse (two antennas, 20 iterations: 2,196,795 instead of 2,194,868).
+_AVERAGE_EVERY = 4
+_AVERAGE_WEIGHT = 0.3
 
 
 class RawTrack(NamedTuple):
@@ -461,6 +534,9 @@ class _Layout:
         self._arcs_cache: _Arcs | None = None
         self._near: BoolArray | None = None
         self._kernel_inputs: tuple[Any, ...] | None = None
+        self._near_bits: IntArray | None = None
+        # Compiled sweeps run on this layout so far (the bits wait for the second).
+        self.sweeps = 0
         self._cell_keys: tuple[IntArray, IntArray] | None = None
 
     @property
@@ -670,6 +746,25 @@ class _Layout:
                 (self.reach < span[None, :] + 1e-3).reshape(-1, 2),
             )
         return self._kernel_inputs
+
+    def near_bits(self) -> IntArray:
+        """The compiled sweep's reach table (:func:`._kernels.near_bits`): per cell and
+        lag (increasing), the slots of the source row the rotator reaches from there, as
+        bits; computed once per layout, like the numpy sweep's :meth:`near_stack`. Empty
+        (no rows) when the slots do not fit in the bits or the table is too large: the
+        sweep then compares the angles itself (the same comparisons, so the same arrays).
+        The first sweep of a layout goes without (see :func:`_sweep_compiled`).
+        """
+        if self._near_bits is None:
+            nl = len(self.lags)
+            size = self.nc * self.ns
+            if self.ns <= _kernels.BITS_MAX_SLOTS and 0 < 8 * size * nl <= _NEAR_BITS_MAX:
+                bits = np.empty((size, nl), dtype=np.int64)
+                _kernels.near_bits(self.nc, self.ns, self.kernel_inputs(), bits)
+            else:
+                bits = np.zeros((0, max(nl, 1)), dtype=np.int64)
+            self._near_bits = bits
+        return self._near_bits
 
     def cell_keys(self) -> tuple[IntArray, IntArray]:
         """Per cell, the flat (satellite, grid point) index of the step it opens, and
@@ -907,8 +1002,25 @@ def _sweep_compiled(lay: _Layout, dsubs: FloatArray, runs: bool) -> list[_DPStat
     be[:, min(lay.g0, g) : g] = 0.0
     colmax = np.empty((nb, nc))
     d = np.ascontiguousarray(dsubs, dtype=np.float64)
+    # The reach bits from a layout's second sweep on: a single DP (one antenna, or
+    # antennas that need no coupling) would pay the table (about 21 ms on the 7-day
+    # bench) for a sweep only about 8 ms faster; from the second sweep on it pays.
+    bits = lay.near_bits() if lay.sweeps else _NO_BITS
+    lay.sweeps += 1
     _kernels.sweep(
-        d, runs, -_RUN_OFFSET / 2, nc, ns, g, lay.kernel_inputs(), sv, pm, ef, be, colmax
+        d,
+        runs,
+        -_RUN_OFFSET / 2,
+        nc,
+        ns,
+        g,
+        lay.kernel_inputs(),
+        sv,
+        pm,
+        ef,
+        be,
+        colmax,
+        bits,
     )
     out: list[_DPState] = []
     for b in range(nb):
@@ -1507,6 +1619,8 @@ def solve_optimal(
         quick_every = max(
             _QUICK_HEURISTIC_EVERY, round(_QUICK_HEURISTIC_EVERY * (n_ant - 1) / n_classes)
         )
+        # The moving average of the iterates' prices (see _AVERAGE_EVERY).
+        avg_c: FloatArray | None = None
         while open_gap() and it < max_iterations:
             if deadline is not None and deadline():
                 break
@@ -1538,6 +1652,20 @@ def solve_optimal(
             plans = [(n, *solver.run_dps(a, [price_c], on_cells=True)[0]) for a, n in classes]
             bound = sum(n * v for n, v, _ in plans) + float(price_c.sum())
             cur_bound = bound
+            if avg_c is None:
+                avg_c = price_c.copy()
+            else:
+                # Both terms are >= 0, so the average is a valid price vector too.
+                avg_c *= 1.0 - _AVERAGE_WEIGHT
+                avg_c += _AVERAGE_WEIGHT * price_c
+            if it % _AVERAGE_EVERY == 0 and (deadline is None or not deadline()):
+                # Only a bound: the subgradient and the heuristics go on from the
+                # iterates (restarting from the average gave worse plans, measured).
+                avg_bound = float(avg_c.sum()) + sum(
+                    n * solver.run_dps(a, [avg_c], on_cells=True)[0][0] for a, n in classes
+                )
+                side_bound = min(side_bound, avg_bound)
+                stats["average_dps"] = int(stats.get("average_dps", 0)) + len(classes)
             new_best = bound < upper - 1e-9
             if new_best:
                 upper, best_c = bound, price_c.copy()
