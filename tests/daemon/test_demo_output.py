@@ -47,35 +47,42 @@ def test_say_on_a_full_output_is_ignored() -> None:
     assert writer.attempts >= 2
 
 
+async def _demo_child(tmp_path: Path, broker_url: str, stdout: int) -> tuple[int, bytes, bytes]:
+    """Run CHILD (a 120 s demo at 600x) on a one-hour-horizon station: exit code, out, err."""
+    config = tmp_path / "station.toml"
+    config.write_text(station_config_text(horizon_h=1.0))
+    env = dict(os.environ, GROUNDLINK_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(ROOT))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        str(config),
+        broker_url,
+        env=env,
+        stdout=stdout,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out or b"", err
+
+
 async def test_demo_with_stdout_on_dev_full_exits_0(
     tmp_path: Path, mosquitto_factory: MosquittoFactory
 ) -> None:
     """A short demo run with stdout on /dev/full (every write ENOSPC) still exits 0."""
     broker = await mosquitto_factory()
-    config = tmp_path / "station.toml"
-    config.write_text(station_config_text(horizon_h=1.0))
-    env = dict(os.environ, GROUNDLINK_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(ROOT))
     full = os.open("/dev/full", os.O_WRONLY)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            CHILD,
-            str(config),
-            broker.url,
-            env=env,
-            stdout=full,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), 120)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        code, _, err = await _demo_child(tmp_path, broker.url, full)
     finally:
         os.close(full)
-    assert proc.returncode == 0, err.decode()[-2000:]
+    assert code == 0, err.decode()[-2000:]
     assert b"Traceback" not in err, err.decode()[-2000:]
 
 
@@ -85,26 +92,8 @@ async def test_demo_summary_says_the_clock_was_stepped_at_most_at_the_speed(
     """The demo steps its clock at up to --speed: the summary's clock row names the speed
     asked for and an achieved speed after start-up no higher than it."""
     broker = await mosquitto_factory()
-    config = tmp_path / "station.toml"
-    config.write_text(station_config_text(horizon_h=1.0))
-    env = dict(os.environ, GROUNDLINK_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(ROOT))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CHILD,
-        str(config),
-        broker.url,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()[-2000:]
+    code, out, err = await _demo_child(tmp_path, broker.url, asyncio.subprocess.PIPE)
+    assert code == 0, err.decode()[-2000:]
     text = " ".join(out.decode().split())
     found = re.search(r"stepped at up to 600x: (\d+)x after start-up", text)
     assert found is not None, text[-1500:]
