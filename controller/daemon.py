@@ -14,6 +14,7 @@ antenna. It runs one :class:`asyncio.TaskGroup` of named tasks::
     planner         re-plans on change (catalog, priority, reload) and every replan_period_s
     reload          SIGHUP / reload command: a new config is applied or rejected with an alarm
     health          health, alarms and status on MQTT; systemd watchdog; clock health
+    sky             computes the simulated radios' sky ahead of their meter readings
 
 Lifecycle: lock the devices (a second instance on the same devices fails fast) -> ``starting``
 -> open devices -> load the catalog -> plan -> ``ready`` -> track. :meth:`Daemon.request_stop`
@@ -1762,7 +1763,7 @@ class Daemon:
     async def _shutdown(self) -> None:
         self._set_state("stopping", self._stop_reason)
         sd_notify("STOPPING=1", self._notify_socket)
-        for name in ("planner", "catalog", "reload", "health"):
+        for name in ("planner", "catalog", "reload", "health", "sky"):
             task = self._tasks.get(name)
             if task is not None:
                 task.cancel()

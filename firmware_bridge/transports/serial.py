@@ -126,10 +126,13 @@ class _SerialByteTransport(AsyncioByteTransport):
                 # tcflush(TCIFLUSH) returns at once (it discards, it does not wait), so it is
                 # called here directly rather than through the executor.
                 port.reset_input_buffer()
-            except (OSError, serial.SerialException, termios.error) as exc:
+            except (OSError, serial.SerialException, termios.error, TypeError) as exc:
                 # A tty that hung up (USB adapter unplugged, pty master closed) fails tcflush
                 # with termios.error, which is not an OSError: typed here so that the link
                 # declares the device lost and reconnects instead of seeing an unknown error.
+                # TypeError: pyserial-asyncio-fast closes a hung-up port in a worker thread,
+                # and pyserial drops the descriptor (fd = None) before it clears is_open, so
+                # a flush in between hands termios None (seen: an antenna task failed so).
                 raise TransportClosed(
                     f"{self._url}: device lost: cannot flush input: {exc}"
                 ) from exc

@@ -151,6 +151,26 @@ async def test_reset_input_on_a_hung_up_tty_is_a_typed_closed_error(
         await client.close()
 
 
+async def test_reset_input_while_the_port_closes_is_a_typed_closed_error(
+    endpoint: PtyEndpoint,
+) -> None:
+    """A flush that meets the port mid-close (pyserial has dropped its descriptor but not
+    yet cleared is_open, as its close in a worker thread leaves it for a moment) raises
+    TransportClosed naming the URL, not the TypeError termios gives for a None descriptor."""
+    client = await open_client(endpoint)
+    try:
+        port = client._transport.get_extra_info("serial")  # type: ignore[attr-defined]
+        assert port.is_open
+        fd, port.fd = port.fd, None  # the state between pyserial's two steps of close()
+        try:
+            with pytest.raises(TransportClosed, match=r"serial:///dev/pts/.*device lost"):
+                await client.reset_input()
+        finally:
+            port.fd = fd
+    finally:
+        await client.close()
+
+
 async def test_closing_endpoint_calls_the_lost_callback_without_a_read(
     endpoint: PtyEndpoint,
 ) -> None:
